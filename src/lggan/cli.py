@@ -1,0 +1,226 @@
+"""The `lggan` command line: each subcommand parses its arguments and calls one library function."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+SEMANTIC_FORMATS = ("cityscapes", "ade20k", "coco-stuff", "custom")
+CROSSVIEW_FORMATS = ("crossview", "dayton", "cvusa")
+
+
+class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    pass
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 256x128, got {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return w, h
+
+
+# -- data ----------------------------------------------------------------------------------------------------
+
+
+def cmd_synth_city(a: argparse.Namespace) -> None:
+    from .data.synthetic import default_synth_city_root, generate_synth_city
+    from .data.inspect import format_report, inspect_dataset
+
+    out = Path(a.out) if a.out else default_synth_city_root(num_train=a.num_train, num_val=a.num_val,
+                                                             size=a.size, seed=a.seed)
+    if out.exists() and any(out.iterdir()):
+        print(f"{out} already exists; not regenerating (delete it or choose --out to make a new one)")
+    else:
+        generate_synth_city(out, num_train=a.num_train, num_val=a.num_val, size=a.size, seed=a.seed,
+                            progress=True)
+    print(format_report(inspect_dataset(out, "cityscapes")))
+    print(f"\nsynthetic city written in the Cityscapes layout at: {out}")
+
+
+def cmd_synth_views(a: argparse.Namespace) -> None:
+    from .data.crossview import format_crossview_report, inspect_crossview
+    from .data.synthetic_views import default_synth_views_root, generate_synth_views
+
+    out = Path(a.out) if a.out else default_synth_views_root(size=a.size, num_train=a.num_train,
+                                                              num_test=a.num_test, seed=a.seed)
+    if out.exists() and any(out.iterdir()):
+        print(f"{out} already exists; not regenerating (delete it or choose --out to make a new one)")
+    else:
+        generate_synth_views(out, num_train=a.num_train, num_test=a.num_test, size=a.size, seed=a.seed,
+                             progress=True)
+    print(format_crossview_report(inspect_crossview(out)))
+    print(f"\nsynthetic cross-view data written in the 6-panel format at: {out}")
+
+
+def cmd_inspect(a: argparse.Namespace) -> None:
+    if a.dataset in CROSSVIEW_FORMATS:
+        from .data.crossview import format_crossview_report, inspect_crossview
+
+        print(format_crossview_report(inspect_crossview(a.path, split=a.split)))
+        return
+    from .data.inspect import format_report, inspect_dataset
+
+    report = inspect_dataset(a.path, a.dataset, split=a.split, num_classes=a.num_classes, dontcare=a.dontcare)
+    print(format_report(report))
+
+
+# -- models --------------------------------------------------------------------------------------------------
+
+
+def _config_from_args(a: argparse.Namespace):
+    from .config import Config, apply_overrides, get_preset
+
+    if a.resume and (Path(a.out) / "config.json").exists() and a.preset is None:
+        cfg = Config.load_json(Path(a.out) / "config.json")
+    else:
+        cfg = get_preset(a.preset or "synth")
+    if a.data:
+        cfg.data.root = a.data
+    return apply_overrides(cfg, a.set or [])
+
+
+def cmd_train(a: argparse.Namespace) -> None:
+    from .train import train
+
+    cfg = _config_from_args(a)
+    result = train(cfg, a.out, resume=a.resume)
+    if result.run_dir and (result.stopped_by == "finished"):
+        print(f"finished {result.iteration} iterations: {result.images_per_second:.2f} img/s, peak memory "
+              f"{result.peak_memory_mb:.0f} MiB\nrun folder: {result.run_dir}\nlast checkpoint: "
+              f"{result.last_checkpoint}\nsamples: {result.run_dir / 'samples'}")
+
+
+def cmd_generate(a: argparse.Namespace) -> None:
+    from .generate import generate_folder
+
+    written = generate_folder(a.checkpoint, a.labels, a.out, instances=a.instances, aerial=a.aerial,
+                              batch_size=a.batch_size, device=a.device, save_branches=a.save_branches,
+                              use_ema=not a.no_ema)
+    print(f"wrote {len(written)} images to {a.out}")
+
+
+def cmd_convert(a: argparse.Namespace) -> None:
+    from .convert import convert_official_file
+
+    report = convert_official_file(a.input, a.output)
+    print(report if isinstance(report, str) else "\n".join(f"{k}: {v}" for k, v in dict(report).items()))
+
+
+def cmd_evaluate(a: argparse.Namespace) -> None:
+    from .evaluate import evaluate_cli
+
+    evaluate_cli(a)
+
+
+def cmd_train_segmenter(a: argparse.Namespace) -> None:
+    from .evaluate import train_segmenter_cli
+
+    train_segmenter_cli(a)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="lggan",
+        description="LGGAN (CVPR 2020): semantic image synthesis and cross-view image translation.",
+        formatter_class=_Formatter,
+    )
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    data = sub.add_parser("data", help="make or check datasets", formatter_class=_Formatter)
+    dsub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
+    s = dsub.add_parser("synth-city", help="generate the built-in synthetic street scenes (Cityscapes layout)",
+                        formatter_class=_Formatter)
+    s.add_argument("--out", help="output folder (default: the cache folder that `lggan train` uses)")
+    s.add_argument("--num-train", type=int, default=500)
+    s.add_argument("--num-val", type=int, default=100)
+    s.add_argument("--size", type=_size, default=(256, 128), help="WIDTHxHEIGHT")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_synth_city)
+
+    s = dsub.add_parser("synth-views", help="generate the built-in synthetic cross-view towns (6-panel format)",
+                        formatter_class=_Formatter)
+    s.add_argument("--out", help="output folder (default: the cache folder that `lggan train` uses)")
+    s.add_argument("--num-train", type=int, default=500)
+    s.add_argument("--num-test", type=int, default=100)
+    s.add_argument("--size", type=int, default=256, help="panel size in pixels (256 or 64)")
+    s.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=cmd_synth_views)
+
+    s = dsub.add_parser("inspect", help="count pairs, sizes and class frequencies; list every problem found",
+                        formatter_class=_Formatter)
+    s.add_argument("path", help="dataset root folder")
+    s.add_argument("--dataset", required=True, choices=SEMANTIC_FORMATS + CROSSVIEW_FORMATS)
+    s.add_argument("--split", default=None, help="one split (default: every split present)")
+    s.add_argument("--num-classes", type=int, default=None, help="custom datasets: number of classes")
+    s.add_argument("--dontcare", type=int, default=None, help="custom datasets: label value meaning don't care")
+    s.set_defaults(func=cmd_inspect)
+
+    from .config import PRESETS
+
+    t = sub.add_parser("train", help="train LGGAN (no arguments: the synth preset on the built-in synthetic city)",
+                       formatter_class=_Formatter)
+    t.add_argument("--preset", default=None, choices=list(PRESETS),
+                   help="configuration preset (default: synth, or the run's own config with --resume)")
+    t.add_argument("--data", default=None, help="dataset root (default: built-in synthetic data for synth presets)")
+    t.add_argument("--out", default="runs/synth", help="run folder: config, logs, samples, checkpoints")
+    t.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
+                   help="override a config field, e.g. --set train.batch_size=8 (repeatable)")
+    t.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint in --out")
+    t.set_defaults(func=cmd_train)
+
+    g = sub.add_parser("generate", help="synthesise photos from label maps with a trained or converted generator",
+                       formatter_class=_Formatter)
+    g.add_argument("--checkpoint", required=True,
+                   help="run folder, checkpoint folder, or .safetensors file (ours or converted official)")
+    g.add_argument("--labels", required=True, help="a label PNG or a folder of them (cross-view: 6/4-panel files)")
+    g.add_argument("--instances", default=None, help="instance PNG or folder (datasets with instance edges)")
+    g.add_argument("--aerial", default=None, help=argparse.SUPPRESS)
+    g.add_argument("--out", required=True, help="output folder (same file names as the inputs)")
+    g.add_argument("--batch-size", type=int, default=4)
+    g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    g.add_argument("--save-branches", action="store_true", help="also write I^G, I^L and the weight maps")
+    g.add_argument("--no-ema", action="store_true", help="use the raw generator even if an EMA copy exists")
+    g.set_defaults(func=cmd_generate)
+
+    c = sub.add_parser("convert-official", help="convert an official LGGAN generator checkpoint to ours",
+                       formatter_class=_Formatter)
+    c.add_argument("input", help="official generator .pth (e.g. latest_net_G.pth)")
+    c.add_argument("output", help="output .safetensors (a .json with the model arguments is written beside it)")
+    c.set_defaults(func=cmd_convert)
+
+    from .evaluate import add_evaluate_arguments, add_train_segmenter_arguments
+
+    e = sub.add_parser("evaluate", help="score a model or image folders with the paper's protocols",
+                       formatter_class=_Formatter)
+    add_evaluate_arguments(e)
+    e.set_defaults(func=cmd_evaluate)
+    s = sub.add_parser("train-segmenter", help="train the built-in segmenter used for mIoU/accuracy",
+                       formatter_class=_Formatter)
+    add_train_segmenter_arguments(s)
+    s.set_defaults(func=cmd_train_segmenter)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .checkpoint import CheckpointError
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, CheckpointError) as e:
+        print(f"lggan {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

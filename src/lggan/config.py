@@ -1,0 +1,374 @@
+"""Typed configuration: one dataclass per concern, named presets, `--set a.b=value` overrides, JSON round trip."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import os
+import tempfile
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+SEMANTIC_DATASETS = ("cityscapes", "ade20k", "coco-stuff", "custom", "synth-city")
+CROSSVIEW_DATASETS = ("crossview", "synth-views")
+
+
+@dataclass
+class DataConfig:
+    """Which data, where, and how it is resized/cropped. Sizes are (width, height)."""
+
+    dataset: str = "synth-city"
+    root: str | None = None  # None: the built-in synthetic data in the cache folder
+    num_classes: int = 35  # one-hot channels of the label map (the local branch has one generator per class)
+    use_instance: bool = True  # adds the instance-edge channel to the generator input
+    dontcare: int | None = None  # custom datasets: label value meaning "don't care"
+    load_size: tuple[int, int] = (256, 128)
+    crop_size: tuple[int, int] | None = None  # None: no random crop
+    flip: bool = True
+    num_workers: int = 2
+    direction: str = "a2g"  # cross-view only: a2g (aerial -> ground) or g2a
+
+    @property
+    def semantic_nc(self) -> int:
+        """Channels of the generator input S: one-hot classes (+1 instance edges)."""
+        return self.num_classes + (1 if self.use_instance else 0)
+
+
+@dataclass
+class ModelConfig:
+    """Generator/discriminator architecture; at ngf = ndf = 64 the shapes equal the official release."""
+
+    task: str = "semantic"  # semantic | crossview
+    ngf: int = 64
+    ndf: int = 64
+    spade_hidden: int = 128
+    num_res_blocks: int = 9
+    use_local: bool = True  # False: S1, global generator only
+    local_combine: str = "conv"  # "sum" (Eq. 3) or "conv" (Eq. 4)
+    use_weight_map: bool = True  # False: fixed equal fusion weights (S2-S4)
+    class_pool: str = "image"  # "image" (official) or "mask" (paper's semantic-guided pooling)
+    num_d: int = 2
+    d_layers: int = 4
+
+
+@dataclass
+class LossConfig:
+    """Loss weights; a weight of 0 switches the term off (and skips its computation)."""
+
+    gan_mode: str = "hinge"  # hinge (semantic synthesis) | vanilla (cross-view)
+    gan: float = 1.0
+    feat_match: float = 10.0
+    vgg: float = 10.0
+    class_ce: float = 1.0
+    local_l1: float = 1.0
+    image_l1: float = 0.0
+    tv: float = 0.0
+    vgg_weights: str | None = None  # local VGG19 file; None: the torch hub cache
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping (paper supplement §6.1; SPADE's TTUR option)."""
+
+    batch_size: int = 1
+    iterations: int | None = None  # stop after this many iterations in total (None: the epoch schedule)
+    epochs_const: int = 100  # constant lr for this many epochs ...
+    epochs_decay: int = 100  # ... then linear decay to 0 over these
+    lr: float = 2e-4
+    beta1: float = 0.0
+    beta2: float = 0.999
+    ttur: bool = False  # G lr/2, D lr*2, beta2 0.9
+    seed: int = 0
+    amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | off
+    device: str = "auto"
+    log_every: int = 10
+    sample_every: int = 500
+    checkpoint_every: int = 1000
+    keep_last: int = 3
+    ema_decay: float = 0.0  # 0 disables the EMA copy of G
+    max_nonfinite: int = 10  # consecutive non-finite steps before training stops
+    num_samples: int = 4  # validation maps shown in each sample grid
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    preset: str = "custom"
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "Config":
+        cfg = cls()
+        for section, values in d.items():
+            if section == "preset":
+                cfg.preset = values
+                continue
+            if not hasattr(cfg, section) or not dataclasses.is_dataclass(getattr(cfg, section)):
+                raise ValueError(f"config: unknown section {section!r}")
+            for key, value in values.items():
+                _set_field(getattr(cfg, section), f"{section}.{key}", key, value)
+        return cfg
+
+    def save_json(self, path: str | os.PathLike) -> None:
+        """Writes the resolved config atomically (temp file + rename)."""
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+
+    @classmethod
+    def load_json(cls, path: str | os.PathLike) -> "Config":
+        try:
+            return cls.from_dict(json.loads(Path(path).read_text()))
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not a valid config JSON ({e})") from None
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    """Writes text to `path` through a temp file in the same folder, so a crash never leaves half a file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def _coerce(name: str, value: Any, tp: Any) -> Any:
+    """Converts a JSON value (or a string from the command line) to the field's declared type."""
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
+        if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
+            if type(None) in args:
+                return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(name, value, a)
+            except ValueError as e:
+                errors.append(str(e))
+        raise ValueError(errors[0] if errors else f"{name}: cannot be {value!r}")
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [v for v in value.lower().replace("x", ",").split(",") if v]
+        if not isinstance(value, (list, tuple)) or len(value) != len(args):
+            raise ValueError(f"{name}: expected {len(args)} values like 256x128, got {value!r}")
+        return tuple(_coerce(name, v, a) for v, a in zip(value, args))
+    if tp is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "1", "yes", "on"):
+            return True
+        if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
+            return False
+        raise ValueError(f"{name}: expected true/false, got {value!r}")
+    if tp is int:
+        if isinstance(value, bool):
+            raise ValueError(f"{name}: expected an integer, got {value!r}")
+        try:
+            f = float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: expected an integer, got {value!r}") from None
+        if f != int(f):
+            raise ValueError(f"{name}: expected an integer, got {value!r}")
+        return int(f)
+    if tp is float:
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise ValueError(f"{name}: expected a number, got {value!r}") from None
+    if tp is str:
+        if not isinstance(value, str):
+            raise ValueError(f"{name}: expected a string, got {value!r}")
+        return value
+    return value
+
+
+def _set_field(obj: Any, full_name: str, key: str, value: Any) -> None:
+    hints = typing.get_type_hints(type(obj))
+    if key not in hints:
+        known = ", ".join(f.name for f in dataclasses.fields(obj))
+        raise ValueError(f"config: unknown field {full_name!r} (known: {known})")
+    setattr(obj, key, _coerce(full_name, value, hints[key]))
+
+
+def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
+    """Applies `section.field=value` strings (the CLI's --set) to a copy of cfg."""
+    cfg = copy.deepcopy(cfg)
+    for item in overrides:
+        if "=" not in item:
+            raise ValueError(f"--set {item!r}: expected section.field=value, e.g. train.batch_size=8")
+        name, value = item.split("=", 1)
+        parts = name.strip().split(".")
+        if len(parts) != 2 or not dataclasses.is_dataclass(getattr(cfg, parts[0], None)):
+            raise ValueError(f"--set {item!r}: expected section.field with section in data, model, loss, train")
+        _set_field(getattr(cfg, parts[0]), name.strip(), parts[1], value.strip())
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Rejects inconsistent settings early, with the field's name."""
+    choices = {
+        "model.task": (cfg.model.task, ("semantic", "crossview")),
+        "model.local_combine": (cfg.model.local_combine, ("sum", "conv")),
+        "model.class_pool": (cfg.model.class_pool, ("image", "mask")),
+        "loss.gan_mode": (cfg.loss.gan_mode, ("hinge", "vanilla")),
+        "train.amp": (cfg.train.amp, ("auto", "bf16", "fp16", "off")),
+        "data.direction": (cfg.data.direction, ("a2g", "g2a")),
+        "data.dataset": (cfg.data.dataset, SEMANTIC_DATASETS + CROSSVIEW_DATASETS),
+    }
+    for name, (value, allowed) in choices.items():
+        if value not in allowed:
+            raise ValueError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+    positive = {
+        "data.num_classes": cfg.data.num_classes,
+        "model.ngf": cfg.model.ngf,
+        "model.ndf": cfg.model.ndf,
+        "model.spade_hidden": cfg.model.spade_hidden,
+        "train.batch_size": cfg.train.batch_size,
+        "train.keep_last": cfg.train.keep_last,
+        "train.sample_every": cfg.train.sample_every,
+        "train.checkpoint_every": cfg.train.checkpoint_every,
+        "train.log_every": cfg.train.log_every,
+        "train.max_nonfinite": cfg.train.max_nonfinite,
+    }
+    for name, value in positive.items():
+        if value < 1:
+            raise ValueError(f"{name}={value}: must be >= 1")
+    if cfg.data.num_classes < 2:
+        raise ValueError(f"data.num_classes={cfg.data.num_classes}: need at least 2 classes")
+    if cfg.train.iterations is not None and cfg.train.iterations < 0:
+        raise ValueError(f"train.iterations={cfg.train.iterations}: must be >= 0")
+    if not 0.0 <= cfg.train.ema_decay < 1.0:
+        raise ValueError(f"train.ema_decay={cfg.train.ema_decay}: must be in [0, 1)")
+    for name in ("gan", "feat_match", "vgg", "class_ce", "local_l1", "image_l1", "tv"):
+        if getattr(cfg.loss, name) < 0:
+            raise ValueError(f"loss.{name}={getattr(cfg.loss, name)}: loss weights must be >= 0")
+    is_cross = cfg.data.dataset in CROSSVIEW_DATASETS
+    if is_cross != (cfg.model.task == "crossview"):
+        raise ValueError(
+            f"data.dataset={cfg.data.dataset!r} does not fit model.task={cfg.model.task!r} "
+            f"(cross-view datasets: {', '.join(CROSSVIEW_DATASETS)})"
+        )
+    for name, size in (("data.load_size", cfg.data.load_size), ("data.crop_size", cfg.data.crop_size)):
+        if size is not None and min(size) < 1:
+            raise ValueError(f"{name}={size}: sizes must be positive")
+    if cfg.model.task == "semantic":
+        w, h = cfg.data.crop_size or cfg.data.load_size
+        if w % 32 or h % 32:
+            raise ValueError(
+                f"data size {w}x{h}: the SPADE global generator needs width and height divisible by 32"
+            )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Presets. Each is a function so that every call returns a fresh object.
+
+
+def _semantic(dataset: str, num_classes: int, use_instance: bool, size: tuple[int, int], **kw: Any) -> Config:
+    cfg = Config(data=DataConfig(dataset=dataset, num_classes=num_classes, use_instance=use_instance,
+                                 load_size=size))
+    for section, values in kw.items():
+        for k, v in values.items():
+            setattr(getattr(cfg, section), k, v)
+    return cfg
+
+
+def _synth() -> Config:
+    # Small widths and 128x64 crops so that the default run finishes on a 2-core CPU; VGG is off because its
+    # ImageNet weights cannot be downloaded at run time (switch it on with loss.vgg=10 when the file is cached).
+    return _semantic(
+        "synth-city", 35, True, (128, 64),
+        model=dict(ngf=16, ndf=32, spade_hidden=32, num_res_blocks=3),
+        loss=dict(vgg=0.0, image_l1=1.0),
+        train=dict(batch_size=4, beta1=0.5, epochs_const=20, epochs_decay=10, sample_every=200,
+                   checkpoint_every=500),
+    )
+
+
+def _ablation(step: int) -> Config:
+    """Paper Table 3 (right): S1 global only; S2 + local (sum); S3 + local (conv); S4 + class loss; S5 full."""
+    cfg = _synth()
+    cfg.model.use_local = step >= 2
+    cfg.model.local_combine = "sum" if step == 2 else "conv"
+    cfg.loss.class_ce = 1.0 if step >= 4 else 0.0
+    cfg.model.use_weight_map = step >= 5
+    if step == 1:
+        cfg.loss.local_l1 = 0.0
+    return cfg
+
+
+def _load_size(size: int) -> int:
+    """The release resizes 256 px panels to 286 and 64 px panels to 72 before cropping."""
+    return {256: 286, 64: 72}.get(size, round(size * 286 / 256))
+
+
+def _crossview(dataset: str, size: int, direction: str) -> Config:
+    cfg = Config(
+        # The release's training transform: resize to 286 (72 for 64 px) and random-crop back to the panel size.
+        data=DataConfig(dataset=dataset, num_classes=6, use_instance=False,
+                        load_size=(_load_size(size), _load_size(size)), crop_size=(size, size), flip=False,
+                        direction=direction),
+        model=ModelConfig(task="crossview", ngf=64, ndf=64, num_res_blocks=9, local_combine="sum", num_d=1,
+                          d_layers=3),
+        loss=LossConfig(gan_mode="vanilla", gan=1.0, feat_match=0.0, vgg=10.0, class_ce=0.0, local_l1=100.0,
+                        image_l1=100.0, tv=1e-6),
+        train=TrainConfig(batch_size=4, lr=2e-4, beta1=0.5, beta2=0.999, epochs_const=20, epochs_decay=15),
+    )
+    return cfg
+
+
+def _synth_views() -> Config:
+    cfg = _crossview("synth-views", 64, "a2g")
+    cfg.model.ngf = 16
+    cfg.model.ndf = 16
+    cfg.model.num_res_blocks = 3
+    cfg.loss.vgg = 0.0
+    cfg.train.sample_every = 200
+    cfg.train.checkpoint_every = 500
+    cfg.train.epochs_const = 20
+    cfg.train.epochs_decay = 10
+    return cfg
+
+
+PRESETS: dict[str, Any] = {
+    "synth": _synth,
+    "cityscapes": lambda: _semantic("cityscapes", 35, True, (512, 256)),
+    "ade20k": lambda: _semantic("ade20k", 151, False, (256, 256)),
+    "coco-stuff": lambda: _semantic("coco-stuff", 183, True, (256, 256)),
+    "S1": lambda: _ablation(1),
+    "S2": lambda: _ablation(2),
+    "S3": lambda: _ablation(3),
+    "S4": lambda: _ablation(4),
+    "S5": lambda: _ablation(5),
+    "dayton-a2g": lambda: _crossview("crossview", 256, "a2g"),
+    "dayton-g2a": lambda: _crossview("crossview", 256, "g2a"),
+    "dayton-a2g-64": lambda: _crossview("crossview", 64, "a2g"),
+    "cvusa": lambda: _crossview("crossview", 256, "a2g"),
+    "synth-views": _synth_views,
+}
+
+
+def get_preset(name: str) -> Config:
+    """Returns a fresh Config for a named preset."""
+    if name not in PRESETS:
+        raise ValueError(f"--preset {name!r}: unknown preset (known: {', '.join(PRESETS)})")
+    cfg = PRESETS[name]()
+    cfg.preset = name
+    validate(cfg)
+    return cfg

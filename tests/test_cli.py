@@ -1,0 +1,63 @@
+import subprocess
+import sys
+
+import pytest
+
+from lggan.cli import build_parser, main
+
+SUBCOMMANDS = ["data", "train", "generate", "convert-official", "evaluate", "train-segmenter"]
+
+
+def test_help_lists_every_subcommand():
+    text = build_parser().format_help()
+    for name in SUBCOMMANDS:
+        assert name in text
+
+
+@pytest.mark.parametrize("argv", [[c] for c in SUBCOMMANDS if c != "data"]
+                         + [["data", "synth-city"], ["data", "synth-views"], ["data", "inspect"]])
+def test_every_subcommand_has_help_with_defaults(argv, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(argv + ["--help"])
+    assert e.value.code == 0
+    out = capsys.readouterr().out
+    assert "usage: lggan " + " ".join(argv) in out
+    if argv in (["train"], ["data", "synth-city"]):
+        assert "(default:" in out
+
+
+def test_python_dash_m_runs_the_cli():
+    out = subprocess.run([sys.executable, "-m", "lggan", "--help"], capture_output=True, text=True, check=True)
+    assert "train" in out.stdout
+
+
+def test_bad_override_is_a_clear_error_not_a_traceback(capsys, tmp_path):
+    code = main(["train", "--out", str(tmp_path / "r"), "--set", "train.batch_size=zero"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "train.batch_size: expected an integer" in err and "Traceback" not in err
+
+
+def test_unknown_preset_is_rejected(capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["train", "--preset", "nope"])
+    assert e.value.code == 2
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def test_synth_city_command_writes_the_dataset_and_prints_a_class_table(tmp_path, capsys):
+    out = tmp_path / "city"
+    assert main(["data", "synth-city", "--out", str(out), "--num-train", "3", "--num-val", "1",
+                 "--size", "64x32"]) == 0
+    text = capsys.readouterr().out
+    assert len(list((out / "leftImg8bit" / "train" / "synth").glob("*.png"))) == 3
+    for name in ("road", "sky", "car", "person"):
+        assert name in text
+    # inspect on the same folder lists the same table.
+    assert main(["data", "inspect", str(out), "--dataset", "cityscapes"]) == 0
+    assert "road" in capsys.readouterr().out
+
+
+def test_inspect_reports_a_missing_folder(tmp_path, capsys):
+    assert main(["data", "inspect", str(tmp_path / "nope"), "--dataset", "ade20k"]) == 2
+    assert "nope" in capsys.readouterr().err
