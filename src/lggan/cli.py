@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-SEMANTIC_FORMATS = ("cityscapes", "ade20k", "coco-stuff", "custom")
+SEMANTIC_FORMATS = ("cityscapes", "ade20k", "coco-stuff", "custom", "synth-city")
 CROSSVIEW_FORMATS = ("crossview", "dayton", "cvusa")
 
 
@@ -28,45 +28,48 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def cmd_synth_city(a: argparse.Namespace) -> None:
-    from .data.synthetic import default_synth_city_root, generate_synth_city
-    from .data.inspect import format_report, inspect_dataset
+    from .data import (default_synth_city_root, format_report, format_synth_summary, generate_synth_city,
+                       inspect_dataset, is_synth_city, summarize_synth_city)
 
-    out = Path(a.out) if a.out else default_synth_city_root(num_train=a.num_train, num_val=a.num_val,
-                                                             size=a.size, seed=a.seed)
-    if out.exists() and any(out.iterdir()):
-        print(f"{out} already exists; not regenerating (delete it or choose --out to make a new one)")
+    out = Path(a.out) if a.out else default_synth_city_root(a.num_train, a.num_val, a.size, a.seed)
+    if is_synth_city(out) and not a.force:
+        print(f"{out} already holds a synthetic city; not regenerating (pass --force to replace it)")
+        summary = summarize_synth_city(out)
     else:
-        generate_synth_city(out, num_train=a.num_train, num_val=a.num_val, size=a.size, seed=a.seed,
-                            progress=True)
+        summary = generate_synth_city(out, a.num_train, a.num_val, a.size, a.seed, workers=a.workers,
+                                      progress=True, overwrite=a.force)
+    print(format_synth_summary(summary))
     print(format_report(inspect_dataset(out, "cityscapes")))
-    print(f"\nsynthetic city written in the Cityscapes layout at: {out}")
 
 
 def cmd_synth_views(a: argparse.Namespace) -> None:
-    from .data.crossview import format_crossview_report, inspect_crossview
-    from .data.synthetic_views import default_synth_views_root, generate_synth_views
+    from .data import default_synth_views_root, format_crossview_report, generate_synth_views, inspect_crossview
 
-    out = Path(a.out) if a.out else default_synth_views_root(size=a.size, num_train=a.num_train,
-                                                              num_test=a.num_test, seed=a.seed)
-    if out.exists() and any(out.iterdir()):
-        print(f"{out} already exists; not regenerating (delete it or choose --out to make a new one)")
+    out = Path(a.out) if a.out else default_synth_views_root(a.size, a.num_train, a.num_test, a.seed)
+    if (out / "train").is_dir() and not a.force:
+        print(f"{out} already holds synthetic views; not regenerating (pass --force to replace it)")
     else:
-        generate_synth_views(out, num_train=a.num_train, num_test=a.num_test, size=a.size, seed=a.seed,
-                             progress=True)
+        summary = generate_synth_views(out, a.num_train, a.num_test, a.size, a.seed, workers=a.workers,
+                                       progress=True, overwrite=a.force)
+        print(f"generated {a.num_train} train + {a.num_test} test samples in {summary['seconds']:.1f} s")
     print(format_crossview_report(inspect_crossview(out)))
-    print(f"\nsynthetic cross-view data written in the 6-panel format at: {out}")
+    print(f"\nsynthetic cross-view data (6-panel format) at: {out}")
 
 
-def cmd_inspect(a: argparse.Namespace) -> None:
+def cmd_inspect(a: argparse.Namespace) -> int:
     if a.dataset in CROSSVIEW_FORMATS:
         from .data.crossview import format_crossview_report, inspect_crossview
 
-        print(format_crossview_report(inspect_crossview(a.path, split=a.split)))
-        return
-    from .data.inspect import format_report, inspect_dataset
+        report = inspect_crossview(a.path, split=a.split)
+        print(format_crossview_report(report))
+        return 0 if not report.problems else 1
+    from .data import format_report, inspect_dataset
 
-    report = inspect_dataset(a.path, a.dataset, split=a.split, num_classes=a.num_classes, dontcare=a.dontcare)
+    report = inspect_dataset(a.path, a.dataset, a.split, a.num_classes, a.dontcare, image_dir=a.image_dir,
+                             label_dir=a.label_dir, instance_dir=a.instance_dir, max_pairs=a.max_pairs,
+                             progress=True)
     print(format_report(report))
+    return 0 if report.ok else 1
 
 
 # -- models --------------------------------------------------------------------------------------------------
@@ -140,6 +143,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-val", type=int, default=100)
     s.add_argument("--size", type=_size, default=(256, 128), help="WIDTHxHEIGHT")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    s.add_argument("--force", action="store_true", help="replace an existing synthetic city at --out")
     s.set_defaults(func=cmd_synth_city)
 
     s = dsub.add_parser("synth-views", help="generate the built-in synthetic cross-view towns (6-panel format)",
@@ -149,6 +154,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-test", type=int, default=100)
     s.add_argument("--size", type=int, default=256, help="panel size in pixels (256 or 64)")
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    s.add_argument("--force", action="store_true", help="replace existing data at --out")
     s.set_defaults(func=cmd_synth_views)
 
     s = dsub.add_parser("inspect", help="count pairs, sizes and class frequencies; list every problem found",
@@ -158,6 +165,10 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--split", default=None, help="one split (default: every split present)")
     s.add_argument("--num-classes", type=int, default=None, help="custom datasets: number of classes")
     s.add_argument("--dontcare", type=int, default=None, help="custom datasets: label value meaning don't care")
+    s.add_argument("--image-dir", default=None, help="custom datasets: image folder name")
+    s.add_argument("--label-dir", default=None, help="custom datasets: label folder name")
+    s.add_argument("--instance-dir", default=None, help="custom datasets: instance folder name")
+    s.add_argument("--max-pairs", type=int, default=None, help="scan at most this many pairs per split")
     s.set_defaults(func=cmd_inspect)
 
     from .config import PRESETS
@@ -212,14 +223,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        args.func(args)
+        code = args.func(args)
     except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, CheckpointError) as e:
         print(f"lggan {args.command}: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
-    return 0
+    return int(code or 0)
 
 
 if __name__ == "__main__":

@@ -145,12 +145,15 @@ class _Item:
     aerial: torch.Tensor | None = None
 
 
-def _list_inputs(path: Path, suffixes: tuple[str, ...], what: str) -> list[Path]:
+def _list_inputs(path: Path, suffixes: tuple[str, ...], what: str, prefer: str | None = None) -> list[Path]:
+    """Files of a folder (or the one file given); in a Cityscapes gtFine folder only the `prefer` kind."""
     if path.is_file():
         return [path]
     if not path.is_dir():
         raise FileNotFoundError(f"{what} {path}: no such file or folder")
     files = sorted(p for p in path.iterdir() if p.suffix.lower() in suffixes)
+    if prefer and any(p.stem.endswith(prefer) for p in files):
+        files = [p for p in files if p.stem.endswith(prefer)]
     if not files:
         raise FileNotFoundError(f"{what} {path}: no {'/'.join(suffixes)} files in this folder")
     return files
@@ -163,10 +166,10 @@ def _read_semantic_inputs(synth: Synthesizer, labels: Path, instances: Path | No
     cfg = synth.cfg
     spec = label_spec_for(cfg.data.dataset, cfg.data.num_classes, cfg.data.dontcare)
     items = []
-    label_files = _list_inputs(labels, LABEL_SUFFIXES, "--labels")
+    label_files = _list_inputs(labels, LABEL_SUFFIXES, "--labels", prefer="_labelIds")
     inst_by_name: dict[str, Path] = {}
     if instances is not None:
-        for p in _list_inputs(instances, LABEL_SUFFIXES, "--instances"):
+        for p in _list_inputs(instances, LABEL_SUFFIXES, "--instances", prefer="_instanceIds"):
             inst_by_name[_stem_key(p, "instance")] = p
     for f in label_files:
         lab = torch.from_numpy(load_label(f, spec))

@@ -81,10 +81,7 @@ class Task:
             preds = _judge(discriminators[name], prep.conditions[name], images)
             real_pred = preds[0]
             for k, fake_pred in zip(fakes, preds[1:]):
-                if lc.gan_mode == "hinge":
-                    loss = L.hinge_d_loss(real_pred, fake_pred)
-                else:
-                    loss = L.vanilla_d_loss(real_pred, fake_pred)
+                loss = L.discriminator_loss(real_pred, fake_pred, lc.gan_mode)
                 terms[f"D_{name}_{k}"] = loss.detach()
                 total = total + loss
         return total * lc.gan, terms
@@ -111,8 +108,7 @@ class Task:
                 real_feats = _detach(preds[0]) if with_real else None
                 for k, fake_pred in zip(fakes, preds[1:] if with_real else preds):
                     if lc.gan > 0:
-                        g = L.hinge_g_loss(fake_pred) if lc.gan_mode == "hinge" else L.vanilla_g_loss(fake_pred)
-                        add(f"G_gan_{name}_{k}", lc.gan, g)
+                        add(f"G_gan_{name}_{k}", lc.gan, L.generator_gan_loss(fake_pred, lc.gan_mode))
                     if lc.feat_match > 0:
                         add(f"G_fm_{name}_{k}", lc.feat_match, L.feature_matching_loss(fake_pred, real_feats))
         for k, fake in fakes.items():
@@ -125,7 +121,7 @@ class Task:
         if mc.use_local and lc.class_ce > 0:
             add("G_class_ce", lc.class_ce, L.class_ce_loss(out.class_logits, out.class_valid))
         if mc.use_local and lc.local_l1 > 0:
-            add("G_local_l1", lc.local_l1, L.local_l1_loss(out, prep.real, prep.masks))
+            add("G_local_l1", lc.local_l1, L.local_l1_loss(out.class_images, prep.real, prep.masks))
         return total, terms
 
     # -- sample grids ------------------------------------------------------------------------------------------
@@ -147,29 +143,29 @@ class SemanticTask(Task):
 
     def build_datasets(self, with_val: bool = True):
         from .data import build_semantic_dataset
-        from .data.synthetic import ensure_synth_city
 
         dc = self.cfg.data
-        name, root = dc.dataset, self.data_root
-        if name == "synth-city":
-            root = str(ensure_synth_city(root))
-            name = "cityscapes"
-        if root is None:
-            raise ValueError(f"--data: the {dc.dataset} dataset needs a folder (data.root)")
-        kw = dict(load_size=dc.load_size, num_classes=dc.num_classes, dontcare=dc.dontcare)
-        train = build_semantic_dataset(name, root, "train", crop_size=dc.crop_size, flip=dc.flip, **kw)
+        kw: dict[str, Any] = dict(load_size=dc.load_size)
+        if dc.dataset == "custom":
+            # data.num_classes counts one-hot channels: the files' classes plus one for a don't-care value.
+            kw.update(num_classes=dc.num_classes - (1 if dc.dontcare is not None else 0), dontcare=dc.dontcare)
+        elif dc.dataset != "synth-city" and self.data_root is None:
+            raise ValueError(f"--data: the {dc.dataset} dataset needs its folder (data.root)")
+        train = build_semantic_dataset(dc.dataset, self.data_root, "train", crop_size=dc.crop_size, flip=dc.flip,
+                                       **kw)
         if train.num_classes != dc.num_classes:
             raise ValueError(
-                f"data.num_classes={dc.num_classes} but the {dc.dataset} dataset at {root} has "
-                f"{train.num_classes} classes"
+                f"data.num_classes={dc.num_classes} but the {dc.dataset} dataset at {train.root} has "
+                f"{train.num_classes} one-hot channels"
             )
         if dc.use_instance and not train.has_instance:
-            raise ValueError(f"data.use_instance=true but the {dc.dataset} dataset at {root} has no instance maps")
+            raise ValueError(f"data.use_instance=true but the {dc.dataset} dataset at {train.root} has no "
+                             "instance maps (set data.use_instance=false)")
         self.palette = train.palette
         val = None
         if with_val:
             try:
-                val = build_semantic_dataset(name, root, "val", crop_size=None, flip=False, **kw)
+                val = build_semantic_dataset(dc.dataset, str(train.root), "val", crop_size=None, flip=False, **kw)
             except (FileNotFoundError, ValueError):
                 val = None
         return train, val
@@ -180,10 +176,10 @@ class SemanticTask(Task):
         return collate_semantic(samples)
 
     def build_generator(self) -> nn.Module:
-        from .models import LGGANGenerator
+        from .models import LGGANGenerator, init_weights
 
         mc = self.cfg.model
-        return LGGANGenerator(
+        return init_weights(LGGANGenerator(
             num_classes=self.num_classes,
             semantic_nc=self.cfg.data.semantic_nc,
             ngf=mc.ngf,
@@ -193,16 +189,16 @@ class SemanticTask(Task):
             use_local=mc.use_local,
             use_weight_map=mc.use_weight_map,
             class_pool=mc.class_pool,
-        )
+        ))
 
     def build_discriminators(self) -> nn.ModuleDict:
-        from .models import MultiscaleDiscriminator
+        from .models import MultiscaleDiscriminator, init_weights
 
         mc = self.cfg.model
-        return nn.ModuleDict(
+        return init_weights(nn.ModuleDict(
             {"D_s": MultiscaleDiscriminator(self.cfg.data.semantic_nc + 3, ndf=mc.ndf, n_layers=mc.d_layers,
                                             num_d=mc.num_d)}
-        )
+        ))
 
     def prepare(self, batch: dict[str, Any], device: torch.device) -> Prepared:
         from .data import make_semantic_input
@@ -269,21 +265,21 @@ class CrossViewTask(Task):
         return collate_crossview(samples)
 
     def build_generator(self) -> nn.Module:
-        from .models import CrossViewGenerator
+        from .models import CrossViewGenerator, init_weights
 
         mc = self.cfg.model
-        return CrossViewGenerator(in_channels=6, num_classes=self.num_classes, ngf=mc.ngf,
-                                  num_res_blocks=mc.num_res_blocks, use_local=mc.use_local,
-                                  use_weight_map=mc.use_weight_map)
+        return init_weights(CrossViewGenerator(in_channels=6, num_classes=self.num_classes, ngf=mc.ngf,
+                                               num_res_blocks=mc.num_res_blocks, use_local=mc.use_local,
+                                               use_weight_map=mc.use_weight_map))
 
     def build_discriminators(self) -> nn.ModuleDict:
-        from .models import MultiscaleDiscriminator
+        from .models import MultiscaleDiscriminator, init_weights
 
         mc = self.cfg.model
-        return nn.ModuleDict({
+        return init_weights(nn.ModuleDict({
             name: MultiscaleDiscriminator(6, ndf=mc.ndf, n_layers=mc.d_layers, num_d=mc.num_d, spectral=False)
             for name in self.d_names()
-        })
+        }))
 
     def prepare(self, batch: dict[str, Any], device: torch.device) -> Prepared:
         from .data.crossview import class_masks

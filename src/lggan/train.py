@@ -281,9 +281,11 @@ def train(cfg: Config, out_dir: str | os.PathLike, data_root: str | None = None,
     if di.world_size > 1:
         if device.type == "cuda":  # SyncBatchNorm runs on GPUs only; on CPU (gloo) DDP broadcasts BN buffers
             G = nn.SyncBatchNorm.convert_sync_batchnorm(G)
-        # Absent classes leave their per-class weights without gradients, hence find_unused_parameters.
-        ddp_kw = dict(device_ids=[device.index] if device.type == "cuda" else None, find_unused_parameters=True)
-        G = nn.parallel.DistributedDataParallel(G, **ddp_kw)
+        # The per-class weights are one stacked tensor, so classes absent from a batch still get (zero) gradients;
+        # only the classifier goes unused, when the class loss is off.
+        ddp_kw = dict(device_ids=[device.index] if device.type == "cuda" else None)
+        unused = cfg.model.use_local and cfg.loss.class_ce == 0
+        G = nn.parallel.DistributedDataParallel(G, find_unused_parameters=unused, **ddp_kw)
         D_train = {k: nn.parallel.DistributedDataParallel(v, **ddp_kw) for k, v in Ds.items()}
 
     sampler = DistributedSampler(train_set, num_replicas=di.world_size, rank=di.rank, shuffle=True, seed=tc.seed,
@@ -397,7 +399,7 @@ def train(cfg: Config, out_dir: str | os.PathLike, data_root: str | None = None,
                         _ema_update(G_ema, unwrap(G), tc.ema_decay)
                 scaler_g.update()
 
-                if d_ok and g_ok and math.isfinite(float(g_loss)) and math.isfinite(float(d_loss)):
+                if d_ok and g_ok and math.isfinite(float(g_loss.detach())) and math.isfinite(float(d_loss.detach())):
                     nonfinite_streak = 0
                 else:
                     nonfinite_streak += 1
@@ -414,11 +416,11 @@ def train(cfg: Config, out_dir: str | os.PathLike, data_root: str | None = None,
                 terms = {k: float(v) for k, v in {**d_terms, **g_terms}.items()}
                 if bar is not None:
                     bar.update(1)
-                    bar.set_postfix(img_s=f"{ips:.1f}", D=f"{float(d_loss):.3f}", G=f"{float(g_loss):.3f}")
+                    bar.set_postfix(img_s=f"{ips:.1f}", D=f"{float(d_loss.detach()):.3f}", G=f"{float(g_loss.detach()):.3f}")
                 if iteration % tc.log_every == 0 or iteration == total:
                     log.write({"iteration": iteration, "epoch": epoch, "lr_g": g_lr * lr_scale,
-                               "lr_d": d_lr * lr_scale, "img_per_s": ips, "D_total": float(d_loss),
-                               "G_total": float(g_loss), **terms})
+                               "lr_d": d_lr * lr_scale, "img_per_s": ips, "D_total": float(d_loss.detach()),
+                               "G_total": float(g_loss.detach()), **terms})
                 if nonfinite_streak >= tc.max_nonfinite:
                     stopped_by = "nonfinite"
                     break
@@ -443,6 +445,10 @@ def train(cfg: Config, out_dir: str | os.PathLike, data_root: str | None = None,
                 f"gradients (train.max_nonfinite={tc.max_nonfinite}); the last good checkpoint is kept "
                 f"({last_ckpt or 'none written in this run'}); try a lower train.lr or train.amp=off"
             )
+        if di.world_size > 1:
+            # Batch-norm statistics drift apart when each rank updates them on its own shard; rank 0's win.
+            for buf in unwrap(G).buffers():
+                dist.broadcast(buf, 0)
         if last_ckpt is None or unwrap_iteration(last_ckpt) != iteration:
             save()
         if iteration % tc.sample_every != 0:

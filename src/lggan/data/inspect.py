@@ -1,0 +1,290 @@
+"""Full check and statistics of a dataset on disk (``lggan data inspect``).
+
+Unlike dataset start-up (pairing + headers only), inspection decodes every
+file, so it finds truncated files and out-of-range label values too, and it
+collects *every* problem instead of stopping at the first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .ade20k import ade20k_label_spec
+from .cityscapes import cityscapes_label_spec
+from .coco_stuff import coco_stuff_label_spec
+from .common import LabelSpec, SamplePaths, describe_invalid, load_image, load_index_map
+from .custom import MAX_LABEL_VALUE, custom_label_spec
+
+Size = tuple[int, int]
+
+
+@dataclass
+class SplitReport:
+    """Statistics of one split. Sizes are ``(width, height)``; ``min_size`` holds the smallest
+    width and the smallest height seen (possibly from different images), likewise ``max_size``."""
+
+    split: str | None
+    num_pairs: int = 0
+    has_instance: bool = False
+    min_size: Size | None = None
+    max_size: Size | None = None
+    pixel_counts: list[int] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+
+@dataclass
+class DatasetReport:
+    """Result of :func:`inspect_dataset`."""
+
+    dataset: str
+    root: str
+    num_classes: int
+    class_names: list[str]
+    splits: list[SplitReport] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    general_problems: list[str] = field(default_factory=list)
+
+    @property
+    def num_pairs(self) -> int:
+        return sum(s.num_pairs for s in self.splits)
+
+    @property
+    def min_size(self) -> Size | None:
+        sizes = [s.min_size for s in self.splits if s.min_size is not None]
+        return (min(w for w, _ in sizes), min(h for _, h in sizes)) if sizes else None
+
+    @property
+    def max_size(self) -> Size | None:
+        sizes = [s.max_size for s in self.splits if s.max_size is not None]
+        return (max(w for w, _ in sizes), max(h for _, h in sizes)) if sizes else None
+
+    @property
+    def pixel_counts(self) -> list[int]:
+        totals = np.zeros(self.num_classes, np.int64)
+        for split in self.splits:
+            totals += np.asarray(split.pixel_counts, np.int64)
+        return totals.tolist()
+
+    @property
+    def pixel_percent(self) -> list[float]:
+        counts = np.asarray(self.pixel_counts, np.float64)
+        total = counts.sum()
+        return (100.0 * counts / total).tolist() if total else [0.0] * self.num_classes
+
+    @property
+    def problems(self) -> list[str]:
+        return self.general_problems + [p for s in self.splits for p in s.problems]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def _dataset_class(name: str):
+    # Imported here: the package __init__ imports this module.
+    from . import SEMANTIC_DATASETS, SYNTH_CITY, normalize_dataset_name
+
+    key = normalize_dataset_name(name)
+    return key, SEMANTIC_DATASETS["cityscapes" if key == SYNTH_CITY else key]
+
+
+def inspect_dataset(
+    root: str | Path | None,
+    dataset: str,
+    split: str | None = None,
+    num_classes: int | None = None,
+    dontcare: int | None = None,
+    *,
+    image_dir: str | Path | None = None,
+    label_dir: str | Path | None = None,
+    instance_dir: str | Path | None = None,
+    max_pairs: int | None = None,
+    progress: bool = False,
+) -> DatasetReport:
+    """Decode every pair of ``split`` (all splits present when ``None``) and report statistics and problems.
+
+    Args:
+        root: dataset folder (for ``synth-city``, ``None`` means the default cache folder).
+        dataset: ``cityscapes``, ``ade20k``, ``coco-stuff``, ``custom`` or ``synth-city``.
+        num_classes, dontcare: custom datasets; if ``num_classes`` is omitted it is inferred
+            from the largest label value (and reported in ``notes``).
+        image_dir, label_dir, instance_dir: custom folder overrides.
+        max_pairs: only look at the first ``max_pairs`` pairs of each split.
+        progress: show a progress bar.
+
+    Raises:
+        FileNotFoundError: the root folder does not exist.
+        ValueError: unknown dataset / split name or invalid ``num_classes``/``dontcare``.
+    """
+    key, dataset_cls = _dataset_class(dataset)
+    if root is None:
+        if key != "synth-city":
+            raise ValueError(f"root is required to inspect dataset {key}")
+        from .synthetic import default_synth_city_root
+
+        root = default_synth_city_root()
+    root = Path(root)
+    if not root.exists():
+        raise FileNotFoundError(f"dataset root {root} does not exist")
+    options: dict[str, object] = {}
+    infer_classes = False
+    if key == "custom":
+        infer_classes = num_classes is None
+        # A provisional one-class spec lets discovery run; the real one is built from the data below.
+        options = {"num_classes": 1 if infer_classes else num_classes, "dontcare": None if infer_classes else dontcare,
+                   "image_dir": image_dir, "label_dir": label_dir, "instance_dir": instance_dir}  # fmt: skip
+    elif any(v is not None for v in (num_classes, dontcare, image_dir, label_dir, instance_dir)):
+        raise ValueError(f"num_classes, dontcare and the folder options only apply to the custom dataset, not {key}")
+
+    if infer_classes and dontcare is not None:
+        if not isinstance(dontcare, int) or isinstance(dontcare, bool) or not 0 <= dontcare <= MAX_LABEL_VALUE:
+            raise ValueError(f"dontcare must be an integer in 0..{MAX_LABEL_VALUE}, got {dontcare!r}")
+    spec = None if infer_classes else _label_spec(key, num_classes, dontcare)  # argument errors before scanning
+
+    splits = [split] if split is not None else dataset_cls.available_splits(root, **options)
+    report_splits: list[SplitReport] = []
+    raw_totals: list[np.ndarray] = []
+    general: list[str] = []
+    if not splits:
+        general.append(f"{root}: no splits found")
+    for name in splits:
+        try:
+            discovery = dataset_cls.discover(root, name, **options)
+        except FileNotFoundError as exc:
+            report_splits.append(SplitReport(name, problems=[str(exc)]))
+            raw_totals.append(np.zeros(1, np.int64))
+            continue
+        pairs = discovery.pairs[:max_pairs] if max_pairs is not None else discovery.pairs
+        split_report = SplitReport(discovery.split, num_pairs=len(discovery.pairs), has_instance=discovery.has_instance)
+        split_report.problems += [str(issue) for issue in discovery.issues]
+        if not discovery.pairs:
+            split_report.problems.append(f"{root} split {discovery.split!r}: no image/label pairs found (empty split)")
+        raw_totals.append(_scan_pairs(pairs, spec, split_report, progress))
+        report_splits.append(split_report)
+
+    notes: list[str] = []
+    if infer_classes:
+        combined = _sum_counts(raw_totals)
+        values = np.nonzero(combined)[0]
+        values = values[values != dontcare] if dontcare is not None else values
+        inferred = int(values.max()) + 1 if len(values) else 1
+        spec = custom_label_spec(inferred, dontcare if dontcare is None or dontcare >= inferred else None)
+        notes.append(f"num_classes not given: inferred {inferred} from the largest label value")
+        if dontcare is not None and dontcare < inferred:
+            notes.append(f"dontcare {dontcare} lies inside 0..{inferred - 1} and was treated as a class")
+    for split_report, raw in zip(report_splits, raw_totals):
+        split_report.pixel_counts = _class_counts(raw, spec).tolist()
+    if max_pairs is not None:
+        notes.append(f"only the first {max_pairs} pairs of each split were decoded")
+    return DatasetReport(
+        dataset=key,
+        root=str(root),
+        num_classes=spec.num_classes,
+        class_names=list(spec.class_names),
+        splits=report_splits,
+        notes=notes,
+        general_problems=general,
+    )
+
+
+def _label_spec(key: str, num_classes: int | None, dontcare: int | None) -> LabelSpec:
+    """Label mapping of dataset ``key`` (custom: from the arguments)."""
+    if key == "custom":
+        return custom_label_spec(num_classes, dontcare)
+    specs = {"ade20k": ade20k_label_spec, "coco-stuff": coco_stuff_label_spec}
+    return specs.get(key, cityscapes_label_spec)()
+
+
+def _sum_counts(arrays: list[np.ndarray]) -> np.ndarray:
+    length = max((len(a) for a in arrays), default=1)
+    total = np.zeros(length, np.int64)
+    for array in arrays:
+        total[: len(array)] += array
+    return total
+
+
+def _class_counts(raw_counts: np.ndarray, spec: LabelSpec) -> np.ndarray:
+    """Pixels per channel from pixels per raw value (invalid raw values are not counted)."""
+    channels = spec.map_raw(np.arange(len(raw_counts)))
+    valid = channels >= 0
+    return np.bincount(channels[valid], weights=raw_counts[valid], minlength=spec.num_classes).astype(np.int64)
+
+
+def _scan_pairs(pairs: list[SamplePaths], spec: LabelSpec | None, report: SplitReport, progress: bool) -> np.ndarray:
+    """Decode each pair; record sizes and problems in ``report``; return pixel counts per raw label value."""
+    raw_counts = np.zeros(256, np.int64)
+    min_w = min_h = None
+    max_w = max_h = 0
+    for pair in tqdm(pairs, desc=f"inspect {report.split}", unit="pair", disable=not progress):
+        image = label = instance = None
+        try:
+            image = load_image(pair.image)
+        except (ValueError, FileNotFoundError) as exc:
+            report.problems.append(str(exc))
+        try:
+            label = load_index_map(pair.label, "label").astype(np.int64)
+        except (ValueError, FileNotFoundError) as exc:
+            report.problems.append(str(exc))
+        if pair.instance is not None:
+            try:
+                instance = load_index_map(pair.instance, "instance")
+            except (ValueError, FileNotFoundError) as exc:
+                report.problems.append(str(exc))
+        if image is not None:
+            height, width = image.shape[:2]
+            min_w = width if min_w is None else min(min_w, width)
+            min_h = height if min_h is None else min(min_h, height)
+            max_w, max_h = max(max_w, width), max(max_h, height)
+            for role, path, array in (("label", pair.label, label), ("instance", pair.instance, instance)):
+                if array is not None and array.shape != (height, width):
+                    report.problems.append(
+                        f"{path}: {role} size {array.shape[1]}x{array.shape[0]} does not match image "
+                        f"{pair.image.name} size {width}x{height}"
+                    )
+        if label is not None:
+            if spec is not None:
+                mapped = spec.map_raw(label)
+                if (mapped < 0).any():
+                    report.problems.append(f"{pair.label}: {describe_invalid(label, mapped, spec)}")
+            # PNG values are never negative; clip only guards bincount against odd decoders.
+            counts = np.bincount(np.clip(label.ravel(), 0, None))
+            if len(counts) > len(raw_counts):
+                raw_counts = np.concatenate([raw_counts, np.zeros(len(counts) - len(raw_counts), np.int64)])
+            raw_counts[: len(counts)] += counts
+    if min_w is not None:
+        report.min_size, report.max_size = (min_w, min_h), (max_w, max_h)
+    return raw_counts
+
+
+def format_report(report: DatasetReport) -> str:
+    """Readable multi-line report: splits, sizes, class frequency table, problems."""
+    def size(value: Size | None) -> str:
+        return f"{value[0]}x{value[1]}" if value else "-"
+
+    lines = [f"{report.dataset} at {report.root}: {report.num_pairs} pairs, {report.num_classes} classes"]
+    lines.append(f"  {'split':<12} {'pairs':>7}  {'min WxH':>11}  {'max WxH':>11}  instances")
+    for split in report.splits:
+        lines.append(
+            f"  {str(split.split):<12} {split.num_pairs:>7}  {size(split.min_size):>11}  {size(split.max_size):>11}  "
+            f"{'yes' if split.has_instance else 'no'}"
+        )
+    if len(report.splits) > 1:
+        lines.append(f"  {'all':<12} {report.num_pairs:>7}  {size(report.min_size):>11}  {size(report.max_size):>11}")
+    lines.append("")
+    lines.append(f"  {'id':>4}  {'class':<24} {'pixels':>15} {'%':>8}")
+    for index, (name, pixels, percent) in enumerate(zip(report.class_names, report.pixel_counts, report.pixel_percent)):
+        lines.append(f"  {index:>4}  {name[:24]:<24} {pixels:>15,} {percent:>8.3f}")
+    for note in report.notes:
+        lines.append(f"note: {note}")
+    problems = report.problems
+    lines.append("")
+    if problems:
+        lines.append(f"{len(problems)} problem(s):")
+        lines.extend(f"  - {p}" for p in problems)
+    else:
+        lines.append("no problems found")
+    return "\n".join(lines)

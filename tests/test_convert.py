@@ -1,0 +1,300 @@
+"""Official-checkpoint conversion: key map against the released key list, and a forward written from the official layout."""
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file
+
+from lggan.convert import (
+    convert_official_file,
+    convert_official_semantic,
+    export_official_semantic,
+    load_converted,
+    stack_indexed,
+    unstack_indexed,
+)
+from lggan.models import LGGANGenerator
+
+REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+CITYSCAPES_KEYS = REFERENCE / "official-cityscapes-generator-keys.txt"
+
+
+def read_key_file(path):
+    shapes = {}
+    for line in path.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            name, shape = line.split(" ", 1)
+            shapes[name] = tuple(int(d) for d in re.findall(r"\d+", shape))
+    return shapes
+
+
+def official_layout(ngf, C, semantic_nc, hidden=128, n_res=9):
+    """Names and shapes of the official semantic LGGANGenerator state dict, written from the released layout."""
+    nf, s = ngf, {}
+
+    def spade(p, c):
+        s.update({f"{p}.param_free_norm.running_mean": (c,), f"{p}.param_free_norm.running_var": (c,),
+                  f"{p}.param_free_norm.num_batches_tracked": (),
+                  f"{p}.mlp_shared.0.weight": (hidden, semantic_nc, 3, 3), f"{p}.mlp_shared.0.bias": (hidden,),
+                  f"{p}.mlp_gamma.weight": (c, hidden, 3, 3), f"{p}.mlp_gamma.bias": (c,),
+                  f"{p}.mlp_beta.weight": (c, hidden, 3, 3), f"{p}.mlp_beta.bias": (c,)})
+
+    def sn_conv(p, cout, cin, k, bias=True):
+        if bias:
+            s[f"{p}.bias"] = (cout,)
+        s.update({f"{p}.weight_orig": (cout, cin, k, k), f"{p}.weight_u": (cout,), f"{p}.weight_v": (cin * k * k,)})
+
+    def conv(p, cout, cin, k):
+        s.update({f"{p}.weight": (cout, cin, k, k), f"{p}.bias": (cout,)})
+
+    s.update({"fc.weight": (16 * nf, semantic_nc, 3, 3), "fc.bias": (16 * nf,)})
+    for name, fin, fout in [("head_0", 16, 16), ("G_middle_0", 16, 16), ("G_middle_1", 16, 16),
+                            ("up_0", 16, 8), ("up_1", 8, 4), ("up_2", 4, 2), ("up_3", 2, 1)]:
+        fin, fout = fin * nf, fout * nf
+        fmid = min(fin, fout)
+        sn_conv(f"{name}.conv_0", fmid, fin, 3)
+        sn_conv(f"{name}.conv_1", fout, fmid, 3)
+        if fin != fout:
+            sn_conv(f"{name}.conv_s", fout, fin, 1, bias=False)
+        spade(f"{name}.norm_0", fin)
+        spade(f"{name}.norm_1", fmid)
+        if fin != fout:
+            spade(f"{name}.norm_s", fin)
+    conv("conv_img", 3, nf, 3)
+    conv("conv1", nf, semantic_nc, 7)
+    for k, (cout, cin) in enumerate([(2 * nf, nf), (4 * nf, 2 * nf), (8 * nf, 4 * nf), (16 * nf, 8 * nf)], start=2):
+        conv(f"conv{k}", cout, cin, 3)
+    for k in range(1, n_res + 1):
+        conv(f"resnet_blocks{k}.conv1", 4 * nf, 4 * nf, 3)
+        conv(f"resnet_blocks{k}.conv2", 4 * nf, 4 * nf, 3)
+    s.update({"deconv3_local.weight": (4 * nf, 2 * nf, 3, 3), "deconv3_local.bias": (2 * nf,),
+              "deconv4_local.weight": (2 * nf, nf, 3, 3), "deconv4_local.bias": (nf,)})
+    conv("deconv9", 3, 3 * C, 3)
+    for i in range(C):
+        conv(f"deconv5_{i}", 3, nf, 7)
+    s.update({"fc2.weight": (C, nf), "fc2.bias": (C,),
+              "deconv3_attention.weight": (4 * nf, 2 * nf, 3, 3), "deconv3_attention.bias": (2 * nf,),
+              "deconv4_attention.weight": (2 * nf, nf, 3, 3), "deconv4_attention.bias": (nf,)})
+    conv("deconv5_attention", 2, nf, 1)
+    return s
+
+
+def random_official_state_dict(layout, seed=0, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    sd = {}
+    for name, shape in layout.items():
+        if name.endswith("num_batches_tracked"):
+            sd[name] = torch.tensor(7)
+        elif name.endswith("running_var"):
+            sd[name] = torch.rand(shape, generator=g, dtype=dtype) + 0.5
+        elif name.endswith(("running_mean", "bias")):
+            sd[name] = 0.1 * torch.randn(shape, generator=g, dtype=dtype)
+        elif name.endswith(("weight_u", "weight_v")):
+            sd[name] = F.normalize(torch.randn(shape, generator=g, dtype=dtype), dim=0)
+        else:
+            fan_in = max(1, int(torch.tensor(shape[1:]).prod())) if len(shape) > 1 else 1
+            if ".weight" in name and name.split(".")[0].startswith(("deconv3", "deconv4")):
+                fan_in = shape[0] * shape[2] * shape[3]  # transposed conv: [in, out, k, k]
+            sd[name] = torch.randn(shape, generator=g, dtype=dtype) / fan_in**0.5
+    return sd
+
+
+def official_forward(sd, S, C):
+    """The official semantic LGGAN generator (eval mode), written directly on the official names with F.conv2d."""
+    IN, relu = F.instance_norm, F.relu
+
+    def sn(p):
+        W = sd[f"{p}.weight_orig"]
+        return W / (sd[f"{p}.weight_u"] @ W.flatten(1) @ sd[f"{p}.weight_v"])
+
+    def spade(p, x, seg):
+        seg = F.interpolate(seg, size=x.shape[2:], mode="nearest")
+        mean, var = sd[f"{p}.param_free_norm.running_mean"], sd[f"{p}.param_free_norm.running_var"]
+        x_hat = (x - mean.view(1, -1, 1, 1)) / torch.sqrt(var.view(1, -1, 1, 1) + 1e-5)
+        a = relu(F.conv2d(seg, sd[f"{p}.mlp_shared.0.weight"], sd[f"{p}.mlp_shared.0.bias"], padding=1))
+        gamma = F.conv2d(a, sd[f"{p}.mlp_gamma.weight"], sd[f"{p}.mlp_gamma.bias"], padding=1)
+        beta = F.conv2d(a, sd[f"{p}.mlp_beta.weight"], sd[f"{p}.mlp_beta.bias"], padding=1)
+        return x_hat * (1 + gamma) + beta
+
+    def spade_block(p, x, seg):
+        x_s = F.conv2d(spade(f"{p}.norm_s", x, seg), sn(f"{p}.conv_s")) if f"{p}.conv_s.weight_orig" in sd else x
+        dx = F.conv2d(F.leaky_relu(spade(f"{p}.norm_0", x, seg), 0.2), sn(f"{p}.conv_0"), sd[f"{p}.conv_0.bias"], padding=1)
+        dx = F.conv2d(F.leaky_relu(spade(f"{p}.norm_1", dx, seg), 0.2), sn(f"{p}.conv_1"), sd[f"{p}.conv_1.bias"], padding=1)
+        return x_s + dx
+
+    def c(name, x, **kw):
+        return F.conv2d(x, sd[f"{name}.weight"], sd[f"{name}.bias"], **kw)
+
+    def up_in_relu(name, x):
+        return relu(IN(F.conv_transpose2d(x, sd[f"{name}.weight"], sd[f"{name}.bias"], stride=2, padding=1,
+                                          output_padding=1)))
+
+    def up(x):
+        return F.interpolate(x, scale_factor=2, mode="nearest")
+
+    H, W = S.shape[2:]
+    x = relu(IN(c("conv1", F.pad(S, (3, 3, 3, 3), mode="reflect"))))
+    x = relu(IN(c("conv2", x, stride=2, padding=1)))
+    x_encode = relu(IN(c("conv3", x, stride=2, padding=1)))
+    x = relu(IN(c("conv4", x_encode, stride=2, padding=1)))
+    x = relu(IN(c("conv5", x, stride=2, padding=1)))
+    x = F.interpolate(x, size=(H // 32, W // 32), mode="nearest")
+    x = up(spade_block("head_0", x, S))
+    x = spade_block("G_middle_1", spade_block("G_middle_0", x, S), S)
+    for name in ("up_0", "up_1", "up_2"):
+        x = spade_block(name, up(x), S)
+    x = spade_block("up_3", up(x), S)
+    I_G = torch.tanh(c("conv_img", F.leaky_relu(x, 0.2), padding=1))
+
+    h = x_encode
+    k = 1
+    while f"resnet_blocks{k}.conv1.weight" in sd:
+        t = relu(IN(c(f"resnet_blocks{k}.conv1", F.pad(h, (1, 1, 1, 1), mode="reflect"))))
+        h = h + IN(c(f"resnet_blocks{k}.conv2", F.pad(t, (1, 1, 1, 1), mode="reflect")))
+        k += 1
+    f = up_in_relu("deconv4_local", up_in_relu("deconv3_local", h))
+    results = [torch.tanh(c(f"deconv5_{i}", F.pad(f * S[:, i : i + 1], (3, 3, 3, 3), mode="reflect"))) for i in range(C)]
+    I_L = torch.tanh(c("deconv9", torch.cat(results, 1), padding=1))
+    a = up_in_relu("deconv4_attention", up_in_relu("deconv3_attention", x_encode))
+    att = torch.softmax(c("deconv5_attention", a), 1)
+    I_C = att[:, 0:1] * I_L + att[:, 1:2] * I_G
+    pooled = torch.stack([(f * S[:, i : i + 1]).mean((2, 3)) for i in range(C)], 1)  # [B, C, ngf]
+    logits = pooled @ sd["fc2.weight"].t() + sd["fc2.bias"]
+    return dict(image=I_C, image_global=I_G, image_local=I_L, class_images=torch.stack(results, 1), logits=logits,
+                weight_local=att[:, 0:1])
+
+
+def semantic_map(B, C, H, W, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    lab = torch.randint(0, C, (B, H // 4, W // 4), generator=g).repeat_interleave(4, 1).repeat_interleave(4, 2)
+    lab[:, :, : W // 2] = lab[:, :, : W // 2] % 3  # fewer classes on the left half
+    S = F.one_hot(lab, C).permute(0, 3, 1, 2).double()
+    return torch.cat([S, (torch.rand(B, 1, H, W, generator=g) < 0.1).double()], 1)
+
+
+NGF, C, SEM, HID = 8, 5, 6, 16
+
+
+@pytest.fixture(scope="module")
+def small_official():
+    return random_official_state_dict(official_layout(NGF, C, SEM, HID, n_res=2))
+
+
+@pytest.mark.skipif(not CITYSCAPES_KEYS.is_file(), reason=f"reference key list not found at {CITYSCAPES_KEYS}")
+def test_official_cityscapes_key_list_maps_exactly():
+    official = read_key_file(CITYSCAPES_KEYS)
+    assert official == official_layout(64, 35, 36)  # the synthetic layout used below is the released one
+    sd = {k: torch.empty(s, device="meta") for k, s in official.items()}
+    ours, report = convert_official_semantic(sd)
+    assert report.arguments == dict(num_classes=35, semantic_nc=36, ngf=64, spade_hidden=128, num_res_blocks=9,
+                                    local_combine="conv", use_local=True, use_weight_map=True, class_pool="image")
+    assert report.unused == ["fc.bias", "fc.weight"]
+    with torch.device("meta"):
+        model = LGGANGenerator(35, 36, ngf=64)
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert {k: tuple(v.shape) for k, v in ours.items()} == expected
+    assert len(ours) == len(official) - 2 - 2 * 35 + 2  # fc dropped, 35 per-class convs stacked into 2 tensors
+    back = export_official_semantic(ours)
+    assert {k: tuple(v.shape) for k, v in back.items()} == {k: s for k, s in official.items() if not k.startswith("fc.")}
+
+
+def test_converted_weights_reproduce_the_official_forward(small_official):
+    ours, report = convert_official_semantic(small_official)
+    assert report.arguments["num_res_blocks"] == 2 and report.arguments["ngf"] == NGF
+    G = LGGANGenerator(**report.arguments, tile_size=8).double()
+    G.load_state_dict(ours)  # strict
+    G.eval()
+    S = semantic_map(2, C, 32, 64)
+    out = G(S)
+    ref = official_forward(small_official, S, C)
+    for name in ("image", "image_global", "image_local", "weight_local"):
+        torch.testing.assert_close(getattr(out, name), ref[name], rtol=1e-9, atol=1e-9, msg=name)
+    torch.testing.assert_close(out.class_images.dense(), ref["class_images"], rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(out.class_logits, ref["logits"], rtol=1e-9, atol=1e-9)
+    assert (ref["image"] - ref["image_global"]).abs().max() > 1e-3  # the local branch matters in this check
+
+
+def test_export_round_trip(small_official):
+    ours, _ = convert_official_semantic(small_official)
+    back = export_official_semantic(ours)
+    assert set(back) == set(small_official) - {"fc.weight", "fc.bias"}
+    for k, v in back.items():
+        assert torch.equal(v, small_official[k]), k
+    w, b, used = stack_indexed(small_official)
+    assert w.shape == (C, 3, NGF, 7, 7) and len(used) == 2 * C
+    torch.testing.assert_close(w[3], small_official["deconv5_3.weight"])
+    one_based = unstack_indexed(w, b, "deconv5_{}", first_index=1)  # the cross-view layout numbers classes from 1
+    assert torch.equal(stack_indexed(one_based, first_index=1)[0], w)
+    with pytest.raises(ValueError, match="indices"):
+        stack_indexed(one_based, first_index=0)
+
+
+def test_plain_weight_for_spectral_norm_layer_is_accepted(small_official):
+    # A trained layer's u, v are its leading singular vectors; a plain saved weight is then W / sigma_max.
+    official = dict(small_official)
+    W = official["up_1.conv_0.weight_orig"]
+    U, sv, Vh = torch.linalg.svd(W.flatten(1), full_matrices=False)
+    official["up_1.conv_0.weight_u"], official["up_1.conv_0.weight_v"] = U[:, 0], Vh[0]
+    sd = {k: v for k, v in official.items() if not k.startswith("up_1.conv_0.weight_")}
+    sd["up_1.conv_0.weight"] = W / sv[0]
+    ours, report = convert_official_semantic(sd)
+    assert any("up_1.conv_0.weight" in n for n in report.notes)
+    G = LGGANGenerator(**report.arguments, tile_size=8).double()
+    G.load_state_dict(ours)
+    S = semantic_map(1, C, 32, 64)
+    torch.testing.assert_close(G.eval()(S).image_global, official_forward(official, S, C)["image_global"],
+                               rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda sd: sd.pop("conv_img.weight"), "missing keys.*conv_img.weight"),
+    (lambda sd: sd.pop("G_middle_1.conv_0.weight_u"), "missing keys.*G_middle_1.conv_0.weight_u"),
+    (lambda sd: sd.__setitem__("foo.weight", torch.zeros(1)), "unexpected keys: foo.weight"),
+    (lambda sd: sd.__setitem__("up_1.conv_0.bias", torch.zeros(3)), r"shape mismatches: global_generator.up_1.conv_0.bias"),
+    (lambda sd: sd.pop("deconv5_2.weight"), "deconv5"),
+])
+def test_wrong_state_dicts_are_rejected_clearly(small_official, edit, message):
+    sd = dict(small_official)
+    edit(sd)
+    with pytest.raises(ValueError, match=message):
+        convert_official_semantic(sd, source="bad.pth")
+    with pytest.raises(ValueError, match="not an official LGGAN"):
+        convert_official_semantic({"encoder.weight": torch.zeros(1)})
+
+
+def test_convert_file_writes_safetensors_and_arguments(tmp_path, small_official):
+    wrapped = {"state_dict": {f"module.{k}": v.float() for k, v in small_official.items()}, "epoch": 3}
+    src = tmp_path / "latest_net_G.pth"
+    torch.save(wrapped, src)
+    out = tmp_path / "out" / "lggan.safetensors"
+    report = convert_official_file(src, out)
+    assert sorted(p.name for p in out.parent.iterdir()) == ["lggan.json", "lggan.safetensors"]  # no temp files left
+    info = json.loads((out.parent / "lggan.json").read_text())
+    assert info["arguments"] == report.arguments and info["arguments"]["num_classes"] == C
+    assert info["unused"] == ["fc.bias", "fc.weight"]
+    assert dict(report) == report.to_dict() and dict(report)["arguments"]["ngf"] == NGF
+    tensors = load_file(str(out))
+    expected, _ = convert_official_semantic({k: v.float() for k, v in small_official.items()})
+    assert set(tensors) == set(expected) and all(torch.equal(tensors[k], expected[k]) for k in expected)
+    G = load_converted(out)
+    assert isinstance(G, LGGANGenerator)
+    assert torch.equal(G.state_dict()["local.class_conv.weight"], expected["local.class_conv.weight"])
+
+
+def test_convert_file_errors_name_the_file(tmp_path):
+    with pytest.raises(FileNotFoundError, match="missing.pth"):
+        convert_official_file(tmp_path / "missing.pth", tmp_path / "o.safetensors")
+    garbage = tmp_path / "garbage.pth"
+    garbage.write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="garbage.pth"):
+        convert_official_file(garbage, tmp_path / "o.safetensors")
+    other = tmp_path / "other.pth"
+    torch.save({"net": {"layer.weight": torch.zeros(2)}}, other)
+    with pytest.raises(ValueError, match="other.pth.*not an official LGGAN"):
+        convert_official_file(other, tmp_path / "o.safetensors")
+    assert not (tmp_path / "o.safetensors").exists()

@@ -1,0 +1,394 @@
+"""Cross-view data (Dayton / CVUSA / SVA format): panel parsing, masks, wiring, transforms, errors, inspect."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from scipy import ndimage
+
+from lggan.data.crossview import (
+    CROSSVIEW_GROUPS,
+    CROSSVIEW_PALETTE,
+    VOID_LABEL,
+    CrossViewDataError,
+    CrossViewDataset,
+    class_masks,
+    collate_crossview,
+    colorize_label,
+    default_load_size,
+    format_crossview_report,
+    inspect_crossview,
+    join_panels,
+    label_to_gray,
+    mask_from_color,
+    mask_from_gray,
+    split_panels,
+)
+
+# Distinct photo colours per class (and void = 255), so a photo "is a function of" its class map.
+PHOTO_A = np.zeros((256, 3), np.uint8)
+PHOTO_A[:6] = [[10, 20, 30], [200, 40, 40], [40, 200, 40], [40, 40, 200], [220, 220, 60], [90, 10, 160]]
+PHOTO_A[VOID_LABEL] = [128, 128, 128]
+PHOTO_B = 255 - PHOTO_A
+
+
+def _gray3(label: np.ndarray) -> np.ndarray:
+    return np.repeat(label_to_gray(label)[..., None], 3, axis=-1)
+
+
+def _blocky(rng: np.random.Generator, size: int, block: int, high: int = 6) -> np.ndarray:
+    """Random class map of ``block``-px squares, classes 0..high-1, uint8 [size, size]."""
+    cells = rng.integers(0, high, (-(-size // block),) * 2)
+    return np.kron(cells, np.ones((block, block), np.int64))[:size, :size].astype(np.uint8)
+
+
+def _aligned_sample(label: np.ndarray, panels: int = 6) -> np.ndarray:
+    """A sample whose every panel is a function of the same class map (aerial == street layout)."""
+    seg = colorize_label(label)
+    parts = {"A": PHOTO_A[label], "B": PHOTO_B[label], "C": seg, "D": seg}
+    if panels == 6:
+        parts.update(E=_gray3(label), F=_gray3(label))
+    return join_panels(parts)
+
+
+def _save(path: Path, array: np.ndarray, **kwargs) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(array).save(path, **kwargs)
+    return path
+
+
+def _to_uint8(t: torch.Tensor) -> np.ndarray:
+    """[-1, 1] float [3, H, W] -> uint8 [H, W, 3] (exact inverse of the loader's scaling)."""
+    return np.rint((t.permute(1, 2, 0).numpy() + 1.0) * 127.5).astype(np.uint8)
+
+
+# --------------------------------------------------------------------------- pure helpers
+
+
+def test_split_and_join_panels_round_trip():
+    rng = np.random.default_rng(0)
+    for count in (4, 6):
+        array = rng.integers(0, 256, (8, 8 * count, 3), dtype=np.uint8)
+        panels = split_panels(array)
+        assert list(panels) == list("ABCDEF"[:count])
+        for i, name in enumerate(panels):
+            np.testing.assert_array_equal(panels[name], array[:, 8 * i : 8 * (i + 1)])
+        np.testing.assert_array_equal(join_panels(panels), array)
+
+
+@pytest.mark.parametrize("width", [8 * 5, 8 * 3, 8 * 7, 8 * 6 + 1])
+def test_split_panels_rejects_wrong_width_naming_the_file(width):
+    with pytest.raises(CrossViewDataError, match=r"odd\.png.*not 4 or 6 square panels"):
+        split_panels(np.zeros((8, width, 3), np.uint8), "odd.png")
+
+
+def test_mask_from_gray_codes_tolerance_and_void():
+    gray = np.array([[10, 20, 30, 40, 50, 60], [14, 6, 56, 64, 15, 45], [0, 5, 65, 70, 200, 255]], np.uint8)
+    label = mask_from_gray(gray)
+    np.testing.assert_array_equal(label[0], [0, 1, 2, 3, 4, 5])
+    # Within 4 of 10k -> class k; 15 / 45 sit halfway between codes -> void.
+    np.testing.assert_array_equal(label[1], [0, 0, 5, 5, VOID_LABEL, VOID_LABEL])
+    assert (label[2] == VOID_LABEL).all()
+    # Fewer classes: codes above num_classes are void; tighter tolerance rejects noise.
+    np.testing.assert_array_equal(mask_from_gray(gray[:1], num_classes=3)[0], [0, 1, 2, 255, 255, 255])
+    np.testing.assert_array_equal(mask_from_gray(gray[1:2], tol=0)[0, :4], [255, 255, 255, 255])
+    # RGB input is reduced to luma: equal channels give the same labels; chroma noise is ignored.
+    np.testing.assert_array_equal(mask_from_gray(np.stack([gray] * 3, -1)), label)
+    bled = np.array([[[37, 46, 19]]], np.uint8)  # a JPEG-decoded "40" next to a colour panel: luma 40.2
+    assert mask_from_gray(bled)[0, 0] == 3
+    with pytest.raises(ValueError, match="tol"):
+        mask_from_gray(gray, tol=5)
+
+
+def test_mask_from_color_groups_every_palette_colour():
+    colours = [rgb for group in CROSSVIEW_GROUPS for _, rgb in group]
+    classes = [k for k, group in enumerate(CROSSVIEW_GROUPS) for _ in group]
+    rgb = np.array(colours, np.uint8)[None]  # [1, 19, 3]
+    np.testing.assert_array_equal(mask_from_color(rgb)[0], classes)
+    # JPEG-like drift within the tolerance keeps the class; far colours and black are void.
+    shifted = np.clip(rgb.astype(int) + [12, -9, 10], 0, 255).astype(np.uint8)
+    np.testing.assert_array_equal(mask_from_color(shifted)[0], classes)
+    assert (mask_from_color(shifted, tolerance=5)[0] == VOID_LABEL).all()
+    odd = np.array([[[0, 0, 0], [255, 255, 255], [60, 200, 255]]], np.uint8)
+    assert (mask_from_color(odd) == VOID_LABEL).all()
+    # The palette's representative colours give back their own class.
+    np.testing.assert_array_equal(mask_from_color(CROSSVIEW_PALETTE[None])[0], np.arange(6))
+
+
+def test_class_masks_one_hot_and_void():
+    label = torch.tensor([[[0, 5, 255], [2, 2, 1]]])  # [1, 2, 3]
+    masks = class_masks(label, 6)
+    assert masks.shape == (1, 6, 2, 3) and masks.dtype == torch.float32
+    assert masks[0, :, 0, 2].sum() == 0  # void -> all zero
+    np.testing.assert_array_equal(masks.sum(1)[0].numpy(), [[1, 1, 0], [1, 1, 1]])
+    assert masks[0, 5, 0, 1] == 1 and masks[0, 2, 1, 0] == 1 and masks[0, 1, 1, 2] == 1
+    np.testing.assert_array_equal(masks.argmax(1)[0, 1].numpy(), [2, 2, 1])
+    with pytest.raises(ValueError, match="outside 0..5"):
+        class_masks(torch.tensor([[[6]]]), 6)
+    with pytest.raises(ValueError, match=r"\[B, H, W\]"):
+        class_masks(torch.zeros(3, 3, dtype=torch.long), 6)
+
+
+# --------------------------------------------------------------------------- dataset wiring
+
+
+def _constant_sample(panels: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Every panel a different constant, so each output can be traced to its panel."""
+    size = 8
+    fill = {
+        "A": (255, 0, 128),
+        "B": (0, 255, 64),
+        "C": tuple(CROSSVIEW_PALETTE[3]),  # aerial seg: structure
+        "D": tuple(CROSSVIEW_PALETTE[4]),  # street seg: sky
+        "E": (10, 10, 10),  # aerial mask: class 1 -> 0
+        "F": (30, 30, 30),  # street mask: class 3 -> 2
+    }
+    parts = {k: np.full((size, size, 3), v, np.uint8) for k, v in list(fill.items())[:panels]}
+    return join_panels(parts), {k: np.array(v, np.uint8) for k, v in fill.items()}
+
+
+@pytest.mark.parametrize("panels", [6, 4])
+@pytest.mark.parametrize("direction", ["a2g", "g2a"])
+def test_direction_wiring(tmp_path, panels, direction):
+    array, fill = _constant_sample(panels)
+    path = _save(tmp_path / "test" / "s.png", array)
+    item = CrossViewDataset(tmp_path, "test", direction=direction)[0]
+    cond, target, seg = ("A", "B", "D") if direction == "a2g" else ("B", "A", "C")
+    expected_label = {("a2g", 6): 2, ("g2a", 6): 0, ("a2g", 4): 4, ("g2a", 4): 3}[(direction, panels)]
+    assert item["path"] == str(path)
+    assert item["input"].shape == (6, 8, 8) and item["label"].dtype == torch.long
+    # Values, not only shapes: 255 -> 1, 0 -> -1, 128 -> 0.5/127.5.
+    np.testing.assert_allclose(item["cond_image"][:, 0, 0].numpy(), fill[cond] / 127.5 - 1.0, atol=1e-6)
+    np.testing.assert_allclose(item["image"][:, 3, 5].numpy(), fill[target] / 127.5 - 1.0, atol=1e-6)
+    np.testing.assert_allclose(item["semantic"][:, 7, 7].numpy(), fill[seg] / 127.5 - 1.0, atol=1e-6)
+    assert torch.equal(item["input"][:3], item["cond_image"])
+    assert torch.equal(item["input"][3:], item["semantic"])
+    assert (item["label"] == expected_label).all()
+    assert item["input"].min() >= -1 and item["input"].max() <= 1
+
+
+def test_four_panel_masks_follow_target_colour_segmentation(tmp_path):
+    rng = np.random.default_rng(1)
+    aerial, street = _blocky(rng, 16, 4), _blocky(rng, 16, 4)
+    # JPEG-like drift on the street colour map stays within the default tolerance of 40.
+    drift = rng.integers(-15, 16, (16, 16, 3))
+    street_seg = np.clip(colorize_label(street).astype(int) + drift, 0, 255).astype(np.uint8)
+    array = join_panels({"A": PHOTO_A[aerial], "B": PHOTO_B[street], "C": colorize_label(aerial), "D": street_seg})
+    _save(tmp_path / "test" / "x.png", array)
+    a2g = CrossViewDataset(tmp_path, "test", "a2g")[0]
+    g2a = CrossViewDataset(tmp_path, "test", "g2a")[0]
+    np.testing.assert_array_equal(a2g["label"].numpy(), street)
+    np.testing.assert_array_equal(g2a["label"].numpy(), aerial)
+    # A tight tolerance turns the drifted colours void.
+    tight = CrossViewDataset(tmp_path, "test", "a2g", color_tolerance=3.0)[0]["label"]
+    assert (tight == VOID_LABEL).float().mean() > 0.5
+
+
+def test_jpeg_six_panel_masks_parse_with_noise_and_void(tmp_path):
+    rng = np.random.default_rng(2)
+    size, block = 60, 10  # blocks not on the 8 px JPEG grid, so edges ring
+    codes = _blocky(rng, size, block, high=8)  # 6, 7 -> void (gray 0 and 200)
+    label = np.where(codes >= 6, VOID_LABEL, codes).astype(np.uint8)
+    gray = label_to_gray(label)
+    gray[codes == 7] = 200
+    photo = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+    seg = colorize_label(label)
+    gray3 = np.repeat(gray[..., None], 3, -1)
+    path = _save(tmp_path / "train" / "noisy.jpg", join_panels(dict(A=photo, B=photo, C=seg, D=seg, E=gray3, F=gray3)),
+                 quality=95)  # fmt: skip
+    decoded = split_panels(np.asarray(Image.open(path).convert("RGB")))
+    assert np.abs(decoded["F"].astype(int) - gray3).max() > 0  # the file really is noisy
+    interior = ndimage.maximum_filter(codes, 3) == ndimage.minimum_filter(codes, 3)
+    for direction, panel in (("a2g", "F"), ("g2a", "E")):
+        item = CrossViewDataset(tmp_path, "train", direction, train=False)[0]
+        parsed = item["label"].numpy()
+        np.testing.assert_array_equal(parsed[interior], label[interior])
+        assert (parsed != label).mean() < 0.03
+        # Exact decoding (tol=0) would lose many pixels to the noise.
+        assert (mask_from_gray(decoded[panel], tol=0) != label).sum() > 3 * (parsed != label).sum()
+    report = inspect_crossview(tmp_path)
+    true_void = 2 * int((label == VOID_LABEL).sum())  # aerial + street masks
+    assert true_void <= report.void_pixels["train/noisy.jpg"] <= true_void + 0.03 * 2 * size * size
+    assert report.void_total == report.void_pixels["train/noisy.jpg"]
+
+
+# --------------------------------------------------------------------------- transforms
+
+
+def _find_crop(label: np.ndarray, full: np.ndarray) -> tuple[int, int, bool] | None:
+    """(top, left, flipped) such that ``label`` is that crop of ``full``, or None."""
+    crop = label.shape[0]
+    for flipped in (False, True):
+        for top in range(full.shape[0] - crop + 1):
+            for left in range(full.shape[1] - crop + 1):
+                window = full[top : top + crop, left : left + crop]
+                if np.array_equal(window[:, ::-1] if flipped else window, label):
+                    return top, left, flipped
+    return None
+
+
+def test_train_crop_and_flip_keep_panels_aligned(tmp_path):
+    rng = np.random.default_rng(3)
+    full = _blocky(rng, 32, 3)
+    _save(tmp_path / "train" / "a.png", _aligned_sample(full))
+    dataset = CrossViewDataset(tmp_path, "train", "a2g", load_size=32, crop_size=20, flip=True)
+    assert dataset.train and dataset.load_size == 32
+    seen = set()
+    for _ in range(12):
+        item = dataset[0]
+        label = item["label"].numpy().astype(np.uint8)
+        placement = _find_crop(label, full)
+        assert placement is not None, "label is not a (flipped) crop of the file's mask"
+        seen.add(placement)
+        # Every panel went through the same crop/flip: photos and colour seg match the label.
+        np.testing.assert_array_equal(_to_uint8(item["image"]), PHOTO_B[label])
+        np.testing.assert_array_equal(_to_uint8(item["cond_image"]), PHOTO_A[label])
+        np.testing.assert_array_equal(_to_uint8(item["semantic"]), colorize_label(label))
+    assert len({(t, l) for t, l, _ in seen}) > 1
+    assert {f for _, _, f in seen} == {False, True}
+
+
+def test_train_resize_is_bicubic_for_photos_nearest_for_masks(tmp_path):
+    rng = np.random.default_rng(4)
+    full = _blocky(rng, 32, 8)
+    _save(tmp_path / "train" / "a.png", _aligned_sample(full))
+    dataset = CrossViewDataset(tmp_path, "train", "g2a", load_size=40, crop_size=32, flip=True)
+    for _ in range(4):
+        item = dataset[0]
+        label = item["label"].numpy().astype(np.uint8)
+        assert set(np.unique(label)) <= set(np.unique(full))  # nearest: no new or void values
+        np.testing.assert_array_equal(_to_uint8(item["semantic"]), colorize_label(label))
+        inner = ndimage.maximum_filter(label, 5) == ndimage.minimum_filter(label, 5)
+        photo = _to_uint8(item["image"]).astype(int)  # g2a target = aerial photo A
+        assert np.abs(photo[inner] - PHOTO_A[label][inner]).max() <= 2
+        # Class areas survive resizing: each class keeps roughly its share of the file.
+        for k in np.unique(full):
+            assert abs((label == k).mean() - (full == k).mean()) < 0.12
+
+
+def test_eval_resizes_to_crop_size_deterministically(tmp_path):
+    rng = np.random.default_rng(5)
+    full = _blocky(rng, 32, 4)
+    _save(tmp_path / "test" / "a.png", _aligned_sample(full))
+    same = CrossViewDataset(tmp_path, "test")
+    assert not same.train and same.load_size == same.crop_size == 32
+    np.testing.assert_array_equal(same[0]["label"].numpy(), full)
+    half = CrossViewDataset(tmp_path, "test", crop_size=16, load_size=99, flip=True)
+    first, second = half[0], half[0]
+    np.testing.assert_array_equal(first["label"].numpy(), full[::2, ::2])  # 4 px blocks -> 2 px
+    assert all(torch.equal(first[k], second[k]) for k in ("input", "image", "label"))
+
+
+def test_default_load_and_crop_sizes(tmp_path):
+    assert default_load_size(256) == 286 and default_load_size(64) == 72
+    _save(tmp_path / "train" / "a.png", _aligned_sample(_blocky(np.random.default_rng(6), 64, 8)))
+    dataset = CrossViewDataset(tmp_path, "train")
+    assert (dataset.panel_size, dataset.load_size, dataset.crop_size) == (64, 72, 64)
+    item = dataset[0]
+    assert item["image"].shape == (3, 64, 64) and item["label"].shape == (64, 64)
+    assert CrossViewDataset.num_classes == 6 and len(dataset.class_names) == 6
+    assert dataset.palette.shape == (6, 3) and dataset.palette.dtype == np.uint8
+
+
+def test_collate_stacks_tensors_and_lists_paths(tmp_path):
+    rng = np.random.default_rng(7)
+    for name in ("a", "b", "c"):
+        _save(tmp_path / "test" / f"{name}.png", _aligned_sample(_blocky(rng, 16, 4)))
+    dataset = CrossViewDataset(tmp_path, "test")
+    batch = collate_crossview([dataset[i] for i in range(3)])
+    assert batch["input"].shape == (3, 6, 16, 16) and batch["label"].shape == (3, 16, 16)
+    assert [Path(p).name for p in batch["path"]] == ["a.png", "b.png", "c.png"]
+    assert torch.equal(batch["label"][1], dataset[1]["label"])
+    masks = class_masks(batch["label"], dataset.num_classes)
+    assert torch.equal(masks.argmax(1), batch["label"]) and (masks.sum(1) == 1).all()
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_empty_and_missing_folders_are_named(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "notes.txt").write_text("not an image")
+    with pytest.raises(FileNotFoundError, match=r"train.*no .*images"):
+        CrossViewDataset(tmp_path, "train")
+    with pytest.raises(FileNotFoundError, match=r"test.*not found"):
+        CrossViewDataset(tmp_path, "test")
+
+
+def test_wrong_width_and_unreadable_files_are_named(tmp_path):
+    _save(tmp_path / "train" / "a_good.png", _aligned_sample(_blocky(np.random.default_rng(8), 16, 4)))
+    _save(tmp_path / "train" / "b_wide.png", np.zeros((16, 16 * 5, 3), np.uint8))
+    (tmp_path / "train" / "c_broken.png").write_bytes(b"\x89PNG\r\n\x1a\n garbage")
+    dataset = CrossViewDataset(tmp_path, "train")
+    dataset[0]
+    with pytest.raises(CrossViewDataError, match=r"b_wide\.png.*80x16.*not 4 or 6"):
+        dataset[1]
+    with pytest.raises(CrossViewDataError, match=r"c_broken\.png.*cannot read"):
+        dataset[2]
+    # The first file decides the panel size, so a bad first file fails at construction.
+    (tmp_path / "train" / "a_good.png").unlink()
+    with pytest.raises(CrossViewDataError, match=r"b_wide\.png"):
+        CrossViewDataset(tmp_path, "train")
+
+
+def test_mismatched_panel_size_and_bad_arguments(tmp_path):
+    rng = np.random.default_rng(9)
+    _save(tmp_path / "test" / "a.png", _aligned_sample(_blocky(rng, 16, 4)))
+    _save(tmp_path / "test" / "b.png", _aligned_sample(_blocky(rng, 32, 4)))
+    dataset = CrossViewDataset(tmp_path, "test")
+    with pytest.raises(CrossViewDataError, match=r"b\.png.*32 px.*16 px"):
+        dataset[1]
+    with pytest.raises(CrossViewDataError, match=r"a\.png.*panel_size=32"):
+        CrossViewDataset(tmp_path, "test", panel_size=32)
+    with pytest.raises(ValueError, match="direction"):
+        CrossViewDataset(tmp_path, "test", direction="up")
+    with pytest.raises(ValueError, match="load_size"):
+        CrossViewDataset(tmp_path, "test", train=True, load_size=8, crop_size=16)
+    with pytest.raises(ValueError, match="crop_size"):
+        CrossViewDataset(tmp_path, "test", crop_size=0)
+
+
+# --------------------------------------------------------------------------- inspect
+
+
+def test_inspect_counts_formats_classes_void_and_problems(tmp_path):
+    rng = np.random.default_rng(10)
+    first, second = _blocky(rng, 16, 4), _blocky(rng, 16, 4)
+    second[:1] = VOID_LABEL  # 16 void pixels in each of its two masks
+    _save(tmp_path / "train" / "a.png", _aligned_sample(first))
+    _save(tmp_path / "train" / "b.png", _aligned_sample(second))
+    street = _blocky(rng, 16, 4)  # CVUSA-like 4-panel file: blank aerial segmentation
+    cvusa = join_panels({"A": PHOTO_A[street], "B": PHOTO_B[street], "C": np.zeros((16, 16, 3), np.uint8),
+                         "D": colorize_label(street)})  # fmt: skip
+    _save(tmp_path / "test" / "c.png", cvusa)
+    _save(tmp_path / "test" / "d.png", np.zeros((16, 40, 3), np.uint8))
+
+    report = inspect_crossview(tmp_path)
+    assert report.num_files == 4 and report.splits == {"train": 2, "test": 2}
+    assert report.formats == {"4-panel": 1, "6-panel": 2} and report.panel_sizes == {16: 3}
+    expected_aerial = np.bincount(np.concatenate([first.ravel(), second.ravel()]), minlength=256)[:6]
+    expected_street = expected_aerial + np.bincount(street.ravel(), minlength=6)[:6]
+    assert report.class_pixels["aerial"] == expected_aerial.tolist()
+    assert report.class_pixels["street"] == expected_street.tolist()
+    assert report.void_pixels == {"train/a.png": 0, "train/b.png": 32, "test/c.png": 0}
+    assert report.void_total == 32 and report.blank_segmentations == {"aerial": 1, "street": 0}
+    assert len(report.problems) == 1 and "test/d.png" in report.problems[0]
+    assert report.class_frequency()["street"] == pytest.approx(list(expected_street / expected_street.sum()))
+    json.dumps(report.as_dict())
+
+    text = format_crossview_report(report)
+    for needle in ("files: 4 (train 2, test 2)", "6-panel 2", "16px 3", "train/b.png: 32", "test/d.png", "vehicle"):
+        assert needle in text
+    only_train = inspect_crossview(tmp_path, "train")
+    assert only_train.num_files == 2 and not only_train.problems
+    with pytest.raises(FileNotFoundError, match="val"):
+        inspect_crossview(tmp_path, "val")
+    # A mostly-void dataset is flagged.
+    _save(tmp_path / "other" / "train" / "v.png", _aligned_sample(np.full((16, 16), VOID_LABEL, np.uint8)))
+    flagged = inspect_crossview(tmp_path / "other")
+    assert flagged.void_total == 512 and any("100.0% of mask pixels are void" in p for p in flagged.problems)

@@ -1,0 +1,174 @@
+"""The sparse class-specific convolutions of G_l (Eq. 1-4) against a plain per-class reference on the full image."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from lggan.models import ClassSpecificConv, LocalClassGenerator, combine_class_images
+
+
+def reference_class_images(f, M, weight, bias):
+    """Eq. 1 literally: for every class, F_i = M_i * f' on the whole image, reflect-pad 3, conv7x7, tanh -> [B,C,3,H,W]."""
+    out = []
+    for i in range(M.shape[1]):
+        F_i = M[:, i : i + 1] * f
+        out.append(torch.tanh(F.conv2d(F.pad(F_i, (3, 3, 3, 3), mode="reflect"), weight[i], bias[i])))
+    return torch.stack(out, 1)
+
+
+def reference_combine(class_images, w, b):
+    """Eq. 4 literally: tanh(conv3x3(concat_i I^l_i)) with zero padding 1."""
+    B, C, _, H, W = class_images.shape
+    return torch.tanh(F.conv2d(class_images.reshape(B, C * 3, H, W), w, b, padding=1))
+
+
+def blob_masks(B, C, H, W, present, seed=0, dtype=torch.float64):
+    """One-hot masks: per sample a background class plus rectangles of other classes (some touching the borders)."""
+    g = torch.Generator().manual_seed(seed)
+    lab = torch.empty(B, H, W, dtype=torch.long)
+    for b in range(B):
+        classes = present[b]
+        lab[b] = classes[0]
+        for c in classes[1:]:
+            y0 = int(torch.randint(-2, H - 1, (1,), generator=g))
+            x0 = int(torch.randint(-2, W - 1, (1,), generator=g))
+            h = int(torch.randint(1, max(2, H // 2), (1,), generator=g))
+            w = int(torch.randint(1, max(2, W // 2), (1,), generator=g))
+            lab[b, max(y0, 0) : y0 + h, max(x0, 0) : x0 + w] = c
+    return F.one_hot(lab, C).permute(0, 3, 1, 2).to(dtype)
+
+
+CASES = [
+    # B, C, H, W, tile, classes present per sample
+    (2, 5, 20, 27, 8, [[0, 2, 3], [2, 4]]),  # size not a multiple of the tile; class 1 absent everywhere
+    (1, 4, 16, 16, 16, [[3, 0, 1]]),
+    (3, 7, 24, 40, 16, [[6, 1, 2, 3], [0], [5, 6]]),
+    (1, 3, 9, 13, 32, [[1, 2]]),  # one tile larger than the image
+]
+
+
+@pytest.mark.parametrize("B,C,H,W,T,present", CASES)
+def test_sparse_class_conv_matches_per_class_reference_forward_and_grads(B, C, H, W, T, present):
+    n = 6
+    conv = ClassSpecificConv(C, n, tile_size=T).double()
+    f = torch.randn(B, n, H, W, dtype=torch.float64, requires_grad=True)
+    M = blob_masks(B, C, H, W, present)
+    w_c = torch.randn(3, 3 * C, 3, 3, dtype=torch.float64, requires_grad=True)
+    b_c = torch.randn(3, dtype=torch.float64, requires_grad=True)
+
+    I = conv(f, M)
+    ref = reference_class_images(f, M, conv.weight, conv.bias)
+    torch.testing.assert_close(I.dense(), ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(I.sum(), ref.sum(1), rtol=0, atol=1e-12)  # Eq. 3
+    ours_conv = torch.tanh(combine_class_images(I, w_c, b_c))
+    ref_conv = reference_combine(ref, w_c, b_c)
+    torch.testing.assert_close(ours_conv, ref_conv, rtol=0, atol=1e-12)  # Eq. 4
+
+    g1, g2 = torch.randn_like(ref_conv), torch.randn_like(ref_conv)
+    params = [f, conv.weight, conv.bias, w_c, b_c]
+    ours = torch.autograd.grad((ours_conv * g1).sum() + (I.sum() * g2).sum(), params)
+    theirs = torch.autograd.grad((ref_conv * g1).sum() + (ref.sum(1) * g2).sum(), params)
+    for name, a, b in zip(["f'", "weight", "bias", "combine.weight", "combine.bias"], ours, theirs):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-10, msg=f"gradient of {name}")
+
+
+def test_soft_overlapping_masks_match_reference():
+    # The sparse path only relies on where M_i is non-zero, not on one-hot values.
+    B, C, H, W, n = 2, 4, 18, 22, 5
+    conv = ClassSpecificConv(C, n, tile_size=8).double()
+    f = torch.randn(B, n, H, W, dtype=torch.float64)
+    M = torch.rand(B, C, H, W, dtype=torch.float64) * (torch.rand(B, C, H, W, dtype=torch.float64) < 0.05)
+    torch.testing.assert_close(conv(f, M).dense(), reference_class_images(f, M, conv.weight, conv.bias), rtol=0, atol=1e-12)
+
+
+def test_absent_class_is_its_constant_and_never_computed():
+    B, C, H, W = 2, 5, 16, 24
+    conv = ClassSpecificConv(C, 4, tile_size=8).double()
+    f = torch.randn(B, 4, H, W, dtype=torch.float64)
+    M = blob_masks(B, C, H, W, [[0, 2], [2, 3]])  # classes 1 and 4 absent from the batch, 0 only in sample 0
+    I = conv(f, M)
+    assert not set(I.class_idx.tolist()) & {1, 4}
+    assert set(I.class_idx[I.batch_idx == 1].tolist()) <= {2, 3}
+    dense = I.dense()
+    for i in (1, 4):
+        torch.testing.assert_close(dense[:, i], torch.tanh(conv.bias[i]).view(1, 3, 1, 1).expand(B, 3, H, W))
+    torch.testing.assert_close(dense[1, 0], torch.tanh(conv.bias[0]).view(3, 1, 1).expand(3, H, W))
+    # An absent class's conv weight receives exactly zero gradient (its F_i is 0), but its bias does not.
+    I.sum().sum().backward()
+    assert conv.weight.grad[[1, 4]].abs().max() == 0
+    assert conv.bias.grad[[1, 4]].abs().min() > 0
+
+
+def test_no_class_present_gives_constants():
+    conv = ClassSpecificConv(3, 4, tile_size=8)
+    M = torch.zeros(2, 3, 16, 16)
+    I = conv(torch.randn(2, 4, 16, 16), M)
+    assert I.delta.shape[0] == 0
+    torch.testing.assert_close(I.sum(), torch.tanh(conv.bias).sum(0).view(1, 3, 1, 1).expand(2, 3, 16, 16))
+    w_c, b_c = torch.randn(3, 9, 3, 3), torch.randn(3)
+    torch.testing.assert_close(combine_class_images(I, w_c, b_c),
+                               F.conv2d(I.dense().reshape(2, 9, 16, 16), w_c, b_c, padding=1))
+
+
+def test_masking_eq1_features_outside_a_class_do_not_reach_its_image():
+    # Eq. 1: F_i = M_i * f' is zero outside class i, so changing f' there must leave I^l_i untouched.
+    B, C, H, W, n = 1, 3, 16, 16, 4
+    conv = ClassSpecificConv(C, n, tile_size=8).double()
+    M = blob_masks(B, C, H, W, [[0, 1, 2]])
+    f = torch.randn(B, n, H, W, dtype=torch.float64)
+    base = conv(f, M).dense()
+    for i in range(C):
+        outside = (M[:, i : i + 1] == 0).expand_as(f)
+        changed = conv(torch.where(outside, f + torch.randn_like(f), f), M).dense()
+        torch.testing.assert_close(changed[:, i], base[:, i], rtol=0, atol=0)
+        others = [j for j in range(C) if j != i and M[:, j].any()]
+        assert all((changed[:, j] - base[:, j]).abs().max() > 1e-3 for j in others)
+
+
+@pytest.mark.parametrize("T", [4, 8, 16, 64])
+def test_result_does_not_depend_on_tile_size(T):
+    B, C, H, W, n = 2, 4, 24, 32, 3
+    torch.manual_seed(1)
+    ref_conv = ClassSpecificConv(C, n, tile_size=8).double()
+    conv = ClassSpecificConv(C, n, tile_size=T).double()
+    conv.load_state_dict(ref_conv.state_dict())
+    f = torch.randn(B, n, H, W, dtype=torch.float64)
+    M = blob_masks(B, C, H, W, [[0, 1, 3], [2, 3]])
+    torch.testing.assert_close(conv(f, M).dense(), ref_conv(f, M).dense(), rtol=0, atol=1e-13)
+
+
+@pytest.mark.parametrize("combine", ["sum", "conv"])
+def test_local_generator_matches_reference(combine):
+    B, C, ngf, H, W = 2, 4, 4, 32, 32
+    G_l = LocalClassGenerator(C, ngf, num_res_blocks=2, combine=combine, tile_size=8).double()
+    x = torch.randn(B, 4 * ngf, H // 4, W // 4, dtype=torch.float64)
+    M = blob_masks(B, C, H, W, [[0, 1], [1, 2, 3]])
+    out = G_l(x, M)
+    assert out.features.shape == (B, ngf, H, W)
+    ref = reference_class_images(out.features, M, G_l.class_conv.weight, G_l.class_conv.bias)
+    torch.testing.assert_close(out.class_images.dense(), ref, rtol=0, atol=1e-12)
+    expected = ref.sum(1) if combine == "sum" else reference_combine(ref, G_l.combine.weight, G_l.combine.bias)
+    torch.testing.assert_close(out.image, expected, rtol=0, atol=1e-12)
+    assert hasattr(G_l, "combine") == (combine == "conv")
+
+
+def test_bad_inputs_are_rejected():
+    conv = ClassSpecificConv(3, 4)
+    with pytest.raises(ValueError, match="masks M"):
+        conv(torch.randn(1, 4, 16, 16), torch.zeros(1, 2, 16, 16))
+    with pytest.raises(ValueError, match="f'"):
+        conv(torch.randn(1, 5, 16, 16), torch.zeros(1, 3, 16, 16))
+    with pytest.raises(ValueError, match="local_combine"):
+        LocalClassGenerator(3, 4, combine="max")
+    with pytest.raises(ValueError, match="combine weight"):
+        combine_class_images(conv(torch.randn(1, 4, 16, 16), torch.zeros(1, 3, 16, 16)), torch.zeros(3, 6, 3, 3), None)
+
+
+def test_combine_with_other_kernel_sizes_matches_dense_conv():
+    B, C, H, W = 2, 3, 20, 12
+    conv = ClassSpecificConv(C, 4, tile_size=8).double()
+    I = conv(torch.randn(B, 4, H, W, dtype=torch.float64), blob_masks(B, C, H, W, [[0, 1], [2]]))
+    for k in (1, 5):
+        w, b = torch.randn(2, 3 * C, k, k, dtype=torch.float64), torch.randn(2, dtype=torch.float64)
+        expected = F.conv2d(I.dense().reshape(B, 3 * C, H, W), w, b, padding=k // 2)
+        torch.testing.assert_close(combine_class_images(I, w, b), expected, rtol=0, atol=1e-12)
