@@ -222,3 +222,20 @@ def test_generate_rejects_out_of_range_labels_naming_the_file(city, tmp_path):
     Image.fromarray(np.full((32, 64), 200, np.uint8)).save(bad / "x.png")
     with pytest.raises(ValueError, match=r"x\.png"):
         generate_folder(run, bad, tmp_path / "out", progress=False, device="cpu")
+
+
+def test_ema_generator_is_the_exponential_average_of_the_weights(city, tmp_path):
+    from lggan.tasks import make_task
+
+    cfg = tiny_cfg(city, "train.iterations=1", "train.ema_decay=0.9")
+    train(cfg, tmp_path / "run")
+    torch.manual_seed(cfg.train.seed)
+    initial = make_task(cfg).build_generator().state_dict()
+    found = ckpt.load_latest(tmp_path / "run")
+    params = dict(make_task(cfg).build_generator().named_parameters())
+    checked = 0
+    for k in params:
+        expected = 0.9 * initial[k] + 0.1 * found.generator[k]
+        torch.testing.assert_close(found.generator_ema[k], expected, rtol=1e-5, atol=1e-6, msg=k)
+        checked += int(not torch.equal(initial[k], found.generator[k]))
+    assert checked > 0  # the step moved the weights, so the average is not trivially equal to them

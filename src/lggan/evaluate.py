@@ -125,6 +125,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from .train import resolve_device
 
     args.device_resolved = resolve_device(args.device)
+    if args.metrics and "miou" in args.metrics and not args.segmenter:
+        raise ValueError("metric miou needs --segmenter (a built-in one from `lggan train-segmenter`, or a "
+                         "TorchScript file with --segmenter-mean/--segmenter-std)")
     t0 = time.time()
     result: dict[str, Any] = {"lggan_version": __import__("lggan").__version__}
     if args.checkpoint:
@@ -162,10 +165,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             inception_weights=args.inception_weights, batch_size=args.batch_size, device=args.device_resolved,
             progress=not args.no_progress, kid_subset_size=args.kid_subset_size,
         )
+    if "miou" in metrics and not args.segmenter:
+        metrics.remove("miou")
+        result["notes"] = ["miou skipped: no --segmenter given (train one with `lggan train-segmenter`)"]
     if "miou" in metrics:
-        if not args.segmenter:
-            raise ValueError("metric miou needs --segmenter (a built-in one from `lggan train-segmenter`, or a "
-                             "TorchScript file with --segmenter-mean/--segmenter-std)")
         if labels is None:
             raise ValueError("metric miou with --generated needs --labels DIR (label maps with the same names)")
         seg = load_segmenter_for(args, dataset, channels, dontcare)

@@ -226,6 +226,8 @@ def train(cfg: Config, out_dir: str | os.PathLike, data_root: str | None = None,
     """Trains `cfg` into the run folder `out_dir`; with `resume`, continues from its newest good checkpoint."""
     di = setup_distributed(cfg.train.device)
     device, tc = di.device, cfg.train
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
     run_dir = Path(out_dir)
     if di.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
