@@ -10,17 +10,23 @@ import torch.nn.functional as F
 from safetensors.torch import load_file
 
 from lggan.convert import (
+    convert_official,
+    convert_official_crossview,
     convert_official_file,
     convert_official_semantic,
+    export_official_crossview,
     export_official_semantic,
     load_converted,
     stack_indexed,
     unstack_indexed,
 )
-from lggan.models import LGGANGenerator
+from lggan.data.crossview import class_masks
+from lggan.generate import load_generator
+from lggan.models import CrossViewGenerator, LGGANGenerator
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 CITYSCAPES_KEYS = REFERENCE / "official-cityscapes-generator-keys.txt"
+CROSSVIEW_KEYS = REFERENCE / "official-crossview-generator-keys.txt"
 
 
 def read_key_file(path):
@@ -298,3 +304,207 @@ def test_convert_file_errors_name_the_file(tmp_path):
     with pytest.raises(ValueError, match="other.pth.*not an official LGGAN"):
         convert_official_file(other, tmp_path / "o.safetensors")
     assert not (tmp_path / "o.safetensors").exists()
+
+
+def test_convert_file_output_loads_with_load_generator(tmp_path, small_official):
+    official = {k: v.float() for k, v in small_official.items()}
+    torch.save(official, tmp_path / "sem.pth")
+    out = tmp_path / "sem.safetensors"
+    convert_official_file(tmp_path / "sem.pth", out)
+    info = json.loads(out.with_suffix(".json").read_text())
+    assert info["task"] == "semantic" and info["model"] == "LGGANGenerator"
+    cfg = info["config"]
+    assert cfg["model"]["task"] == "semantic" and cfg["data"]["num_classes"] == C and cfg["data"]["use_instance"]
+    assert {k: cfg["model"][k] for k in ("ngf", "spade_hidden", "num_res_blocks", "local_combine")} == dict(
+        ngf=NGF, spade_hidden=HID, num_res_blocks=2, local_combine="conv")
+    synth = load_generator(out, device="cpu")
+    assert isinstance(synth.generator, LGGANGenerator) and synth.task == "semantic"
+    S = semantic_map(1, C, 32, 64).float()
+    ref = official_forward(official, S, C)
+    with torch.no_grad():
+        got = synth.generator(S)
+    torch.testing.assert_close(got.image, ref["image"], rtol=1e-4, atol=1e-5)
+
+
+# ----------------------------------------------------------------------------------------------- cross-view
+
+
+def official_crossview_layout(ngf, K, n_res=9, in_nc=6):
+    """Names and shapes of the official cross-view ResnetGenerator_local state dict (K per-class convs)."""
+    nf, s = ngf, {}
+
+    def conv(p, cout, cin, k):
+        s.update({f"{p}.weight": (cout, cin, k, k), f"{p}.bias": (cout,)})
+
+    def deconv(p, cin, cout):
+        s.update({f"{p}.weight": (cin, cout, 3, 3), f"{p}.bias": (cout,)})
+
+    conv("conv1", nf, in_nc, 7)
+    conv("conv2", 2 * nf, nf, 3)
+    conv("conv3", 4 * nf, 2 * nf, 3)
+    for k in range(1, n_res + 1):
+        conv(f"resnet_blocks{k}.conv1", 4 * nf, 4 * nf, 3)
+        conv(f"resnet_blocks{k}.conv2", 4 * nf, 4 * nf, 3)
+    deconv("deconv3_local", 4 * nf, 2 * nf)
+    deconv("deconv4_local", 2 * nf, nf)
+    for i in range(1, K + 1):
+        conv(f"deconv5_{i}", 3, nf, 7)
+    deconv("deconv3_global", 4 * nf, 2 * nf)
+    deconv("deconv4_global", 2 * nf, nf)
+    conv("deconv5_global", 3, nf, 7)
+    deconv("deconv3_attention", 4 * nf, 2 * nf)
+    deconv("deconv4_attention", 2 * nf, nf)
+    conv("deconv5_attention", 2, nf, 1)
+    return s
+
+
+def official_crossview_forward(sd, x, M):
+    """The official cross-view generator, written directly on the official names with F.conv2d (classes 1..C)."""
+    IN, relu, tanh = F.instance_norm, F.relu, torch.tanh
+
+    def c(name, h, **kw):
+        return F.conv2d(h, sd[f"{name}.weight"], sd[f"{name}.bias"], **kw)
+
+    def up(name, h):
+        return relu(IN(F.conv_transpose2d(h, sd[f"{name}.weight"], sd[f"{name}.bias"], stride=2, padding=1,
+                                          output_padding=1)))
+
+    def pad(h, r):
+        return F.pad(h, (r, r, r, r), mode="reflect")
+
+    h = relu(IN(c("conv1", pad(x, 3))))
+    h = relu(IN(c("conv2", h, stride=2, padding=1)))
+    h = relu(IN(c("conv3", h, stride=2, padding=1)))
+    k = 1
+    while f"resnet_blocks{k}.conv1.weight" in sd:
+        t = relu(IN(c(f"resnet_blocks{k}.conv1", pad(h, 1))))
+        h = h + IN(c(f"resnet_blocks{k}.conv2", pad(t, 1)))
+        k += 1
+    I_G = tanh(c("deconv5_global", pad(up("deconv4_global", up("deconv3_global", h)), 3)))
+    f = up("deconv4_local", up("deconv3_local", h))
+    results = [tanh(c(f"deconv5_{i + 1}", pad(f * M[:, i : i + 1], 3))) for i in range(M.shape[1])]
+    I_L = sum(results)
+    att = torch.softmax(c("deconv5_attention", up("deconv4_attention", up("deconv3_attention", h))), 1)
+    I_C = I_G * att[:, 1:2] + I_L * att[:, 0:1]
+    return dict(image=I_C, image_global=I_G, image_local=I_L, class_images=torch.stack(results, 1),
+                weight_local=att[:, 0:1], weight_global=att[:, 1:2])
+
+
+CV_NGF, CV_C = 8, 6
+CLASS_W = "local.class_conv.weight"
+
+
+@pytest.fixture(scope="module")
+def small_crossview():
+    return random_official_state_dict(official_crossview_layout(CV_NGF, CV_C + 1, n_res=2), seed=3)
+
+
+def crossview_inputs(B, H, W, dtype=torch.float64, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    label = torch.randint(0, CV_C, (B, H // 4, W // 4), generator=g).repeat_interleave(4, 1).repeat_interleave(4, 2)
+    label[:, :, : W // 3] = torch.where(label[:, :, : W // 3] < 2, 255, 1)  # void and fewer classes on the left
+    x = torch.rand(B, 6, H, W, generator=g, dtype=dtype) * 2 - 1
+    return x, label, class_masks(label, CV_C).to(dtype)
+
+
+@pytest.mark.skipif(not CROSSVIEW_KEYS.is_file(), reason=f"reference key list not found at {CROSSVIEW_KEYS}")
+def test_official_crossview_key_list_maps_exactly():
+    official = read_key_file(CROSSVIEW_KEYS)
+    assert official == official_crossview_layout(64, 7)  # the synthetic layout used below is the released one
+    sd = {k: torch.empty(s, device="meta") for k, s in official.items()}
+    ours, report = convert_official(sd)
+    assert report.task == "crossview"
+    assert report.arguments == dict(in_channels=6, num_classes=6, ngf=64, num_res_blocks=9, use_local=True,
+                                    use_weight_map=True, local_combine="sum", tile_size=16, use_classifier=False,
+                                    class_pool="image")
+    assert report.unused == ["deconv5_7.bias", "deconv5_7.weight"]
+    assert any("deconv5_7" in n for n in report.notes)
+    with torch.device("meta"):
+        model = CrossViewGenerator(in_channels=6, num_classes=6, ngf=64)
+    assert {k: tuple(v.shape) for k, v in ours.items()} == {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    assert len(ours) == len(official) - 2 * 7 + 2  # deconv5_1..6 stacked into 2 tensors, deconv5_7 dropped
+    back = export_official_crossview(ours)
+    assert {k: tuple(v.shape) for k, v in back.items()} == official
+    assert set(export_official_crossview(ours, spare_class_conv=False)) == set(official) - set(report.unused)
+
+
+def test_converted_crossview_weights_reproduce_the_official_forward(small_crossview):
+    ours, report = convert_official_crossview(small_crossview)
+    assert report.arguments["ngf"] == CV_NGF and report.arguments["num_res_blocks"] == 2
+    G = CrossViewGenerator(**{**report.arguments, "tile_size": 8}).double()
+    G.load_state_dict(ours)  # strict
+    x, _, M = crossview_inputs(2, 36, 52)  # not multiples of the tile size
+    out = G(x, M)
+    ref = official_crossview_forward(small_crossview, x, M)
+    for name in ("image", "image_global", "image_local", "weight_local", "weight_global"):
+        torch.testing.assert_close(getattr(out, name), ref[name], rtol=1e-9, atol=1e-9, msg=name)
+    torch.testing.assert_close(out.class_images.dense(), ref["class_images"], rtol=1e-9, atol=1e-9)
+    assert (ref["image"] - ref["image_global"]).abs().max() > 1e-3  # the local branch matters in this check
+    assert (M.sum(1) == 0).any()  # void pixels are part of the check
+
+
+def test_crossview_export_round_trip_and_num_classes(small_crossview):
+    ours, _ = convert_official_crossview(small_crossview)
+    back = export_official_crossview(ours)
+    assert set(back) == set(small_crossview)
+    for k, v in back.items():
+        if k.startswith("deconv5_7."):
+            assert not v.any()  # the spare conv is written as zeros
+        else:
+            assert torch.equal(v, small_crossview[k]), k
+    fewer, report = convert_official_crossview(small_crossview, num_classes=4)
+    assert report.arguments["num_classes"] == 4 and fewer[CLASS_W].shape[0] == 4
+    assert report.unused == sorted(f"deconv5_{i}.{p}" for i in (5, 6, 7) for p in ("weight", "bias"))
+    torch.testing.assert_close(fewer[CLASS_W][3], small_crossview["deconv5_4.weight"])
+    with pytest.raises(ValueError, match="num_classes=8"):
+        convert_official_crossview(small_crossview, num_classes=8)
+    # A global-only checkpoint (no G_l, no G_w): I^C = I^G.
+    glob = {k: v for k, v in small_crossview.items() if not k.startswith(("deconv3_l", "deconv4_l", "deconv5_",
+                                                                          "deconv3_a", "deconv4_a"))}
+    glob["deconv5_global.weight"] = small_crossview["deconv5_global.weight"]
+    glob["deconv5_global.bias"] = small_crossview["deconv5_global.bias"]
+    only_global, report = convert_official(glob)
+    assert report.arguments["use_local"] is False and report.arguments["num_classes"] == 6
+    G = CrossViewGenerator(**report.arguments).double()
+    G.load_state_dict(only_global)
+    x, _, M = crossview_inputs(1, 16, 16)
+    torch.testing.assert_close(G(x, M).image, official_crossview_forward(small_crossview, x, M)["image_global"])
+
+
+@pytest.mark.parametrize("edit,message", [
+    (lambda sd: sd.pop("deconv4_global.bias"), "missing keys: global_generator.deconv_2.bias"),
+    (lambda sd: sd.pop("deconv5_3.weight"), "deconv5"),
+    (lambda sd: sd.pop("deconv5_3.bias"), "deconv5.*biases"),
+    (lambda sd: sd.__setitem__("resnet_blocks7.conv1.weight", torch.zeros(1)), "unexpected keys"),
+    (lambda sd: sd.__setitem__("deconv5_global.bias", torch.zeros(4)), "shape mismatches: global_generator.to_image"),
+])
+def test_wrong_crossview_state_dicts_are_rejected_clearly(small_crossview, edit, message):
+    sd = dict(small_crossview)
+    edit(sd)
+    with pytest.raises(ValueError, match=f"bad.pth.*{message}"):
+        convert_official(sd, source="bad.pth")
+
+
+def test_convert_crossview_file_and_load_generator(tmp_path, small_crossview):
+    official = {k: v.float() for k, v in small_crossview.items()}
+    src = tmp_path / "latest_net_G.pth"
+    torch.save({"netG": official}, src)
+    out = tmp_path / "cv" / "dayton.safetensors"
+    report = convert_official_file(src, out)
+    assert report.task == "crossview"
+    assert sorted(p.name for p in out.parent.iterdir()) == ["dayton.json", "dayton.safetensors"]
+    info = json.loads(out.with_suffix(".json").read_text())
+    assert info["task"] == "crossview" and info["model"] == "CrossViewGenerator"
+    assert info["unused"] == ["deconv5_7.bias", "deconv5_7.weight"] and info["arguments"] == report.arguments
+    cfg = info["config"]
+    assert cfg["preset"] == "dayton-a2g" and cfg["model"]["task"] == "crossview"
+    assert (cfg["data"]["num_classes"], cfg["model"]["ngf"], cfg["model"]["num_res_blocks"]) == (CV_C, CV_NGF, 2)
+    assert isinstance(load_converted(out), CrossViewGenerator)
+
+    synth = load_generator(out, device="cpu")
+    assert isinstance(synth.generator, CrossViewGenerator) and synth.task == "crossview"
+    x, label, M = crossview_inputs(2, 32, 32, dtype=torch.float32)
+    ref = official_crossview_forward(official, x, M)
+    got = synth(label, aerial=x)  # masks built from the label map (255 = void)
+    for name in ("image", "image_global", "image_local"):
+        torch.testing.assert_close(getattr(got, name), ref[name], rtol=1e-4, atol=1e-5, msg=name)

@@ -12,7 +12,7 @@ from lggan.train import train
 
 TINY = [
     "data.load_size=64x32", "model.ngf=4", "model.ndf=8", "model.spade_hidden=8", "model.num_res_blocks=1",
-    "train.batch_size=2", "data.num_workers=0", "train.progress=false", "train.iterations=2",
+    "train.batch_size=2", "data.num_workers=0", "train.progress=false", "train.iterations=2", "train.epochs_const=100",
 ]
 
 

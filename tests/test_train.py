@@ -18,7 +18,7 @@ from lggan.train import learning_rate, train
 TINY = [
     "data.load_size=64x32", "model.ngf=4", "model.ndf=8", "model.spade_hidden=8", "model.num_res_blocks=1",
     "train.batch_size=2", "data.num_workers=0", "train.progress=false", "train.log_every=1",
-    "train.sample_every=1000", "train.checkpoint_every=1000", "data.flip=true",
+    "train.sample_every=1000", "train.checkpoint_every=1000", "data.flip=true", "train.epochs_const=100",
 ]
 
 

@@ -87,21 +87,24 @@ def _config_from_args(a: argparse.Namespace):
     return apply_overrides(cfg, a.set or [])
 
 
-def cmd_train(a: argparse.Namespace) -> None:
+def cmd_train(a: argparse.Namespace) -> int:
     from .train import train
 
     cfg = _config_from_args(a)
     result = train(cfg, a.out, resume=a.resume)
-    if result.run_dir and (result.stopped_by == "finished"):
-        print(f"finished {result.iteration} iterations: {result.images_per_second:.2f} img/s, peak memory "
-              f"{result.peak_memory_mb:.0f} MiB\nrun folder: {result.run_dir}\nlast checkpoint: "
-              f"{result.last_checkpoint}\nsamples: {result.run_dir / 'samples'}")
+    if result.stopped_by == "signal":
+        return 128 + int(result.signal or 2)  # the shell convention for "stopped by signal N"
+    print(f"finished {result.iteration} iterations: {result.images_per_second:.2f} img/s, peak memory "
+          f"{result.peak_memory_mb:.0f} MiB\nrun folder: {result.run_dir}\nlast checkpoint: "
+          f"{result.last_checkpoint}\nsamples: {result.run_dir / 'samples'}")
+    return 0
+
 
 
 def cmd_generate(a: argparse.Namespace) -> None:
     from .generate import generate_folder
 
-    written = generate_folder(a.checkpoint, a.labels, a.out, instances=a.instances, aerial=a.aerial,
+    written = generate_folder(a.checkpoint, a.labels, a.out, instances=a.instances,
                               batch_size=a.batch_size, device=a.device, save_branches=a.save_branches,
                               use_ema=not a.no_ema)
     print(f"wrote {len(written)} images to {a.out}")
@@ -190,7 +193,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="run folder, checkpoint folder, or .safetensors file (ours or converted official)")
     g.add_argument("--labels", required=True, help="a label PNG or a folder of them (cross-view: 6/4-panel files)")
     g.add_argument("--instances", default=None, help="instance PNG or folder (datasets with instance edges)")
-    g.add_argument("--aerial", default=None, help=argparse.SUPPRESS)
     g.add_argument("--out", required=True, help="output folder (same file names as the inputs)")
     g.add_argument("--batch-size", type=int, default=4)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")

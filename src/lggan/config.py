@@ -330,7 +330,7 @@ def _crossview(dataset: str, size: int, direction: str) -> Config:
                         load_size=(_load_size(size), _load_size(size)), crop_size=(size, size), flip=False,
                         direction=direction),
         model=ModelConfig(task="crossview", ngf=64, ndf=64, num_res_blocks=9, local_combine="sum", num_d=1,
-                          d_layers=3),
+                          d_layers=4),
         loss=LossConfig(gan_mode="vanilla", gan=1.0, feat_match=0.0, vgg=10.0, class_ce=0.0, local_l1=100.0,
                         image_l1=100.0, tv=1e-6),
         train=TrainConfig(batch_size=4, lr=2e-4, beta1=0.5, beta2=0.999, epochs_const=20, epochs_decay=15),

@@ -18,8 +18,23 @@ Key mapping for the semantic-synthesis generator (official name -> LGGANGenerato
 
 Spectral-norm layers keep torch's weight_orig / weight_u / weight_v names on both sides; a checkpoint holding a plain
 `weight` for such a layer gets weight_orig = weight and fresh singular vectors (reported in the notes).
-The generic pieces (rename rules, stacking of per-class convs with any first index) are reusable for the
-cross-view generator, whose per-class convs are deconv5_1..deconv5_K.
+
+Key mapping for the cross-view generator (official ResnetGenerator_local -> CrossViewGenerator name):
+
+    conv1..conv3.{weight,bias}                  -> encoder.conv1..conv3.*                 (E, §3.1)
+    resnet_blocks{k}.conv{1,2}.*   (k = 1..9)   -> encoder.res_blocks.{k-1}.conv{1,2}.*   (E: the shared trunk)
+    deconv3_global.*, deconv4_global.*,
+    deconv5_global.*                            -> global_generator.deconv_1.*, .deconv_2.*, .to_image.*  (G_g)
+    deconv3_local.*, deconv4_local.*            -> local.deconv_1.*, local.deconv_2.*    (G_l)
+    deconv5_{i}.weight [3, ngf, 7, 7], i=1..C   -> local.class_conv.weight[i-1]  ([C, 3, ngf, 7, 7], stacked)
+    deconv5_{i}.bias [3]                        -> local.class_conv.bias[i-1]    ([C, 3])
+    deconv5_{C+1}..                             -> unused (the release builds deconv5_1..7 and uses 1..6)
+    deconv3_attention.*, deconv4_attention.*,
+    deconv5_attention.*                         -> weight_map.deconv_1.*, .deconv_2.*, .to_weights.*  (G_w)
+    deconv9.*, fc2.*  (not in the release)      -> local.combine.*, classifier.fc.*  (Eq. 4, Eq. 5 options)
+
+`convert_official_file` tells the two apart by `deconv5_global.weight` and writes OUT.safetensors + OUT.json, whose
+"config" entry is a full lggan Config (what `lggan.generate.load_generator` builds the model from).
 """
 
 from __future__ import annotations
@@ -66,14 +81,53 @@ SEMANTIC_EXPORT_RULES: list[RenameRule] = [
     (r"weight_map\.to_weights\.(weight|bias)", r"deconv5_attention.\1"),
 ]
 CLASS_CONV_WEIGHT, CLASS_CONV_BIAS = "local.class_conv.weight", "local.class_conv.bias"
+
+CROSSVIEW_RULES: list[RenameRule] = [
+    (r"conv([1-3])\.(weight|bias)", r"encoder.conv\1.\2"),
+    (r"resnet_blocks(\d+)\.(conv[12])\.(weight|bias)",
+     lambda m: f"encoder.res_blocks.{int(m[1]) - 1}.{m[2]}.{m[3]}"),
+    (r"deconv3_global\.(weight|bias)", r"global_generator.deconv_1.\1"),
+    (r"deconv4_global\.(weight|bias)", r"global_generator.deconv_2.\1"),
+    (r"deconv5_global\.(weight|bias)", r"global_generator.to_image.\1"),
+    (r"deconv3_local\.(weight|bias)", r"local.deconv_1.\1"),
+    (r"deconv4_local\.(weight|bias)", r"local.deconv_2.\1"),
+    (r"deconv9\.(weight|bias)", r"local.combine.\1"),
+    (r"fc2\.(weight|bias)", r"classifier.fc.\1"),
+    (r"deconv3_attention\.(weight|bias)", r"weight_map.deconv_1.\1"),
+    (r"deconv4_attention\.(weight|bias)", r"weight_map.deconv_2.\1"),
+    (r"deconv5_attention\.(weight|bias)", r"weight_map.to_weights.\1"),
+]
+CROSSVIEW_CLASS_CONV = SEMANTIC_CLASS_CONV  # deconv5_1 .. deconv5_K (deconv5_global / _attention do not match)
+CROSSVIEW_FIRST_CLASS = 1
+RELEASE_CROSSVIEW_CLASSES = 6  # Dayton / CVUSA semantic classes of the release
+CROSSVIEW_EXPORT_RULES: list[RenameRule] = [
+    (r"encoder\.(conv[1-3])\.(weight|bias)", r"\1.\2"),
+    (r"encoder\.res_blocks\.(\d+)\.(conv[12])\.(weight|bias)",
+     lambda m: f"resnet_blocks{int(m[1]) + 1}.{m[2]}.{m[3]}"),
+    (r"global_generator\.deconv_1\.(weight|bias)", r"deconv3_global.\1"),
+    (r"global_generator\.deconv_2\.(weight|bias)", r"deconv4_global.\1"),
+    (r"global_generator\.to_image\.(weight|bias)", r"deconv5_global.\1"),
+    (r"local\.deconv_1\.(weight|bias)", r"deconv3_local.\1"),
+    (r"local\.deconv_2\.(weight|bias)", r"deconv4_local.\1"),
+    (r"local\.combine\.(weight|bias)", r"deconv9.\1"),
+    (r"classifier\.fc\.(weight|bias)", r"fc2.\1"),
+    (r"weight_map\.deconv_1\.(weight|bias)", r"deconv3_attention.\1"),
+    (r"weight_map\.deconv_2\.(weight|bias)", r"deconv4_attention.\1"),
+    (r"weight_map\.to_weights\.(weight|bias)", r"deconv5_attention.\1"),
+]
+CROSSVIEW_ANCHOR = "deconv5_global.weight"  # only the cross-view release has it
+TASK_MODELS = {"semantic": "LGGANGenerator", "crossview": "CrossViewGenerator"}
+# Presets whose data settings fit a semantic checkpoint with this many classes (else cityscapes).
+SEMANTIC_PRESETS = {35: "cityscapes", 151: "ade20k", 183: "coco-stuff"}
 _WRAPPER_KEYS = ("state_dict", "model", "netG", "generator", "G", "params", "net")
 
 
 @dataclass
 class ConversionReport:
-    """What a conversion found: the inferred LGGANGenerator arguments, ignored keys and remarks."""
+    """What a conversion found: the task, the inferred generator arguments, ignored keys and remarks."""
 
     arguments: dict[str, Any]
+    task: str = "semantic"  # semantic (LGGANGenerator) | crossview (CrossViewGenerator)
     unused: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     num_tensors: int = 0
@@ -181,6 +235,21 @@ def _fmt(keys: list[str], limit: int = 12) -> str:
     return ", ".join(keys[:limit]) + more
 
 
+def _check_layout(ours: dict[str, torch.Tensor], expected: Mapping[str, tuple[int, ...]], unexpected: list[str],
+                  what: str) -> dict[str, torch.Tensor]:
+    """`ours` in the order of `expected`; raises ValueError '<what>: missing / unexpected keys, shape mismatches'."""
+    produced = _shapes(ours)
+    missing = [k for k in expected if k not in produced]
+    unexpected = unexpected + [k for k in produced if k not in expected]
+    wrong = [f"{k} {produced[k]} != {expected[k]}" for k in expected if k in produced and produced[k] != expected[k]]
+    if missing or unexpected or wrong:
+        parts = [f"missing keys: {_fmt(missing)}" if missing else "",
+                 f"unexpected keys: {_fmt(unexpected)}" if unexpected else "",
+                 f"shape mismatches: {'; '.join(wrong[:12])}" if wrong else ""]
+        raise ValueError(f"{what}: " + "; ".join(p for p in parts if p))
+    return {k: ours[k] for k in expected}  # our module order
+
+
 # ----------------------------------------------------------------------------------------------- semantic generator
 
 def infer_semantic_arguments(state_dict: Mapping[str, torch.Tensor], source: str = "state dict") -> dict[str, Any]:
@@ -232,7 +301,10 @@ def convert_official_semantic(state_dict: Mapping[str, torch.Tensor], source: st
 
     unused_patterns = [re.compile(p) for p in SEMANTIC_UNUSED]
     report.unused = sorted(k for k in sd if any(p.fullmatch(k) for p in unused_patterns))
-    weight, bias, used = stack_indexed(sd, SEMANTIC_CLASS_CONV, first_index=0)
+    try:
+        weight, bias, used = stack_indexed(sd, SEMANTIC_CLASS_CONV, first_index=0)
+    except ValueError as e:
+        raise ValueError(f"{source}: {e}") from None
     rest = {k: v for k, v in sd.items() if k not in set(used) | set(report.unused)}
     ours, unexpected = rename_keys(rest, SEMANTIC_RULES)
     ours[CLASS_CONV_WEIGHT], ours[CLASS_CONV_BIAS] = weight, bias
@@ -247,17 +319,8 @@ def convert_official_semantic(state_dict: Mapping[str, torch.Tensor], source: st
             ours[base + "_u"], ours[base + "_v"] = _power_iteration(w)
             report.notes.append(f"{base}: plain weight used as weight_orig, spectral-norm vectors recomputed")
 
-    produced = _shapes(ours)
-    missing = [k for k in expected if k not in produced]
-    unexpected += [k for k in produced if k not in expected]
-    wrong = [f"{k} {produced[k]} != {expected[k]}" for k in expected if k in produced and produced[k] != expected[k]]
-    if missing or unexpected or wrong:
-        parts = [f"missing keys: {_fmt(missing)}" if missing else "",
-                 f"unexpected keys: {_fmt(unexpected)}" if unexpected else "",
-                 f"shape mismatches: {'; '.join(wrong[:12])}" if wrong else ""]
-        raise ValueError(f"{source}: does not match the official LGGAN semantic generator layout inferred from its "
-                         f"shapes ({arguments}): " + "; ".join(p for p in parts if p))
-    ours = {k: ours[k] for k in expected}  # our module order
+    ours = _check_layout(ours, expected, unexpected, f"{source}: does not match the official LGGAN semantic "
+                         f"generator layout inferred from its shapes ({arguments})")
     if report.unused:
         report.notes.append(f"unused by LGGAN (SPADE's input conv, replaced by the encoder): {', '.join(report.unused)}")
     report.num_tensors = len(ours)
@@ -275,6 +338,180 @@ def export_official_semantic(state_dict: Mapping[str, torch.Tensor]) -> dict[str
         raise ValueError(f"export: keys with no official name: {_fmt(unmatched)}")
     out.update(unstack_indexed(weight, bias, "deconv5_{}", 0))
     return out
+
+
+# ----------------------------------------------------------------------------------------------- cross-view generator
+
+def _class_conv_indices(state_dict: Mapping[str, torch.Tensor]) -> list[int]:
+    return sorted(int(m[1]) for k in state_dict if (m := re.fullmatch(CROSSVIEW_CLASS_CONV, k)) and m[2] == "weight")
+
+
+def infer_crossview_arguments(state_dict: Mapping[str, torch.Tensor], source: str = "state dict",
+                              num_classes: int | None = None) -> dict[str, Any]:
+    """CrossViewGenerator arguments implied by an official cross-view generator's shapes.
+
+    The release builds one more per-class conv than it uses (deconv5_1..7 for Dayton/CVUSA's 6 classes), so by
+    default num_classes = (number of deconv5_{i}) - 1, or the width of deconv9 / fc2 when present; pass num_classes
+    to override (the first num_classes convs are used, the rest reported unused).
+    """
+    anchors = ("conv1.weight", CROSSVIEW_ANCHOR)
+    missing = [k for k in anchors if k not in state_dict]
+    if missing:
+        raise ValueError(f"{source}: not an official LGGAN cross-view generator: missing keys {missing} "
+                         f"(found e.g. {_fmt(list(state_dict), 8)})")
+    ngf, in_channels = state_dict["conv1.weight"].shape[:2]
+    res = {int(m[1]) for k in state_dict if (m := re.fullmatch(r"resnet_blocks(\d+)\.conv1\.weight", k))}
+    use_local = "deconv3_local.weight" in state_dict
+    classes = _class_conv_indices(state_dict)
+    if use_local:
+        if classes != list(range(CROSSVIEW_FIRST_CLASS, CROSSVIEW_FIRST_CLASS + len(classes))) or not classes:
+            raise ValueError(f"{source}: the per-class convs deconv5_{{i}} must run from deconv5_"
+                             f"{CROSSVIEW_FIRST_CLASS} without gaps, got indices {classes}")
+        if num_classes is None:
+            if "deconv9.weight" in state_dict:
+                num_classes = state_dict["deconv9.weight"].shape[1] // 3
+            elif "fc2.weight" in state_dict:
+                num_classes = state_dict["fc2.weight"].shape[0]
+            else:
+                num_classes = max(len(classes) - 1, 1)
+        if not 1 <= num_classes <= len(classes):
+            raise ValueError(f"{source}: num_classes={num_classes} but the checkpoint has {len(classes)} per-class "
+                             f"convs deconv5_{CROSSVIEW_FIRST_CLASS}..deconv5_{classes[-1]}")
+    elif num_classes is None:
+        num_classes = RELEASE_CROSSVIEW_CLASSES  # no G_l: the class count only describes the data
+    return dict(
+        in_channels=int(in_channels),
+        num_classes=int(num_classes),
+        ngf=int(ngf),
+        num_res_blocks=len(res),
+        use_local=use_local,
+        use_weight_map=use_local and "deconv5_attention.weight" in state_dict,
+        local_combine="conv" if "deconv9.weight" in state_dict else "sum",
+        tile_size=16,
+        use_classifier=use_local and "fc2.weight" in state_dict,
+        class_pool="image",
+    )
+
+
+def expected_crossview_shapes(arguments: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of CrossViewGenerator(**arguments).state_dict(), built on the meta device (no memory)."""
+    from lggan.models import CrossViewGenerator
+
+    with torch.device("meta"):
+        model = CrossViewGenerator(**arguments)
+    return _shapes(model.state_dict())
+
+
+def convert_official_crossview(state_dict: Mapping[str, torch.Tensor], source: str = "state dict",
+                               num_classes: int | None = None) -> tuple[dict[str, torch.Tensor], ConversionReport]:
+    """Maps an official cross-view generator state dict onto CrossViewGenerator's (see the module docstring).
+
+    Returns (our state dict, report with the inferred constructor arguments; the spare per-class convs are listed as
+    unused).  Raises ValueError listing the missing / unexpected / wrongly shaped keys when the layout does not fit.
+    """
+    sd = unwrap_state_dict(state_dict, source)
+    arguments = infer_crossview_arguments(sd, source, num_classes)
+    report = ConversionReport(arguments=arguments, task="crossview")
+    C = arguments["num_classes"]
+    spare = [i for i in _class_conv_indices(sd) if i >= CROSSVIEW_FIRST_CLASS + C] if arguments["use_local"] else []
+    report.unused = sorted(f"deconv5_{i}.{p}" for i in spare for p in ("weight", "bias") if f"deconv5_{i}.{p}" in sd)
+    rest = {k: v for k, v in sd.items() if k not in set(report.unused)}
+    used = []
+    if arguments["use_local"]:
+        try:
+            weight, bias, used = stack_indexed(rest, CROSSVIEW_CLASS_CONV, first_index=CROSSVIEW_FIRST_CLASS)
+        except ValueError as e:
+            raise ValueError(f"{source}: {e}") from None
+    rest = {k: v for k, v in rest.items() if k not in set(used)}
+    ours, unexpected = rename_keys(rest, CROSSVIEW_RULES)
+    if arguments["use_local"]:
+        ours[CLASS_CONV_WEIGHT], ours[CLASS_CONV_BIAS] = weight, bias
+    ours = _check_layout(ours, expected_crossview_shapes(arguments), unexpected,
+                         f"{source}: does not match the official LGGAN cross-view generator layout inferred "
+                         f"from its shapes ({arguments})")
+    if spare:
+        names = ", ".join(f"deconv5_{i}" for i in spare)
+        report.notes.append(f"unused: {names} (the release builds more per-class convs than its {C} classes use)")
+    report.num_tensors = len(ours)
+    return ours, report
+
+
+def export_official_crossview(state_dict: Mapping[str, torch.Tensor], spare_class_conv: bool = True
+                              ) -> dict[str, torch.Tensor]:
+    """The inverse mapping: a CrossViewGenerator state dict under the official names.
+
+    With spare_class_conv the unused deconv5_{C+1} of the release is added (zeros), so that the official
+    ResnetGenerator_local loads the result strictly.
+    """
+    sd = dict(state_dict)
+    local = CLASS_CONV_WEIGHT in sd
+    weight, bias = (sd.pop(CLASS_CONV_WEIGHT), sd.pop(CLASS_CONV_BIAS)) if local else (None, None)
+    out, unmatched = rename_keys(sd, CROSSVIEW_EXPORT_RULES)
+    if unmatched:
+        raise ValueError(f"export: keys with no official cross-view name: {_fmt(unmatched)}")
+    if local:
+        out.update(unstack_indexed(weight, bias, "deconv5_{}", CROSSVIEW_FIRST_CLASS))
+        if spare_class_conv:
+            spare = f"deconv5_{CROSSVIEW_FIRST_CLASS + weight.shape[0]}"
+            out[f"{spare}.weight"], out[f"{spare}.bias"] = torch.zeros_like(weight[0]), torch.zeros_like(bias[0])
+    return out
+
+
+# ----------------------------------------------------------------------------------------------- either task
+
+def detect_official_task(state_dict: Mapping[str, torch.Tensor]) -> str:
+    """'crossview' when the official cross-view generator's `deconv5_global.weight` is present, else 'semantic'."""
+    return "crossview" if CROSSVIEW_ANCHOR in state_dict else "semantic"
+
+
+def convert_official(state_dict: Mapping[str, torch.Tensor], source: str = "state dict",
+                     num_classes: int | None = None) -> tuple[dict[str, torch.Tensor], ConversionReport]:
+    """Converts an official semantic-synthesis or cross-view generator state dict, whichever its keys show."""
+    sd = unwrap_state_dict(state_dict, source)
+    if detect_official_task(sd) == "crossview":
+        return convert_official_crossview(sd, source, num_classes)
+    if "conv_img.weight" not in sd and "conv1.weight" not in sd:
+        raise ValueError(f"{source}: not an official LGGAN generator: neither the semantic-synthesis layout "
+                         f"(conv_img.weight, head_0.*) nor the cross-view one ({CROSSVIEW_ANCHOR}) "
+                         f"(found e.g. {_fmt(list(sd), 8)})")
+    if num_classes is not None:
+        raise ValueError(f"{source}: num_classes can only be given for cross-view checkpoints; a semantic one "
+                         "has exactly one per-class conv per class")
+    return convert_official_semantic(sd, source)
+
+
+def converted_config(report: ConversionReport) -> tuple[dict[str, Any], list[str]]:
+    """A full lggan Config (as a dict) that builds the converted generator, plus notes on what it cannot describe.
+
+    Semantic: the preset of the dataset with that many classes (cityscapes otherwise) with data.num_classes,
+    data.use_instance and the model widths set from the weights.  Cross-view: the dayton-a2g preset likewise.
+    """
+    from lggan.config import get_preset, validate
+
+    a, notes = report.arguments, []
+    if report.task == "crossview":
+        cfg = get_preset("dayton-a2g")
+        cfg.data.num_classes = a["num_classes"]
+        for key in ("ngf", "num_res_blocks", "use_local", "use_weight_map", "local_combine", "class_pool"):
+            setattr(cfg.model, key, a[key])
+        if a["in_channels"] != 6:
+            notes.append(f"the generator takes {a['in_channels']} input channels but the cross-view task feeds 6 "
+                         "(concat(I_a, S_g)): load it with lggan.convert.load_converted")
+        if a["use_classifier"]:
+            notes.append("the checkpoint has a classification module (fc2); the cross-view task builds none: load "
+                         "it with lggan.convert.load_converted")
+    else:
+        cfg = get_preset(SEMANTIC_PRESETS.get(a["num_classes"], "cityscapes"))
+        cfg.data.num_classes = a["num_classes"]
+        cfg.data.use_instance = a["semantic_nc"] > a["num_classes"]
+        for key in ("ngf", "spade_hidden", "num_res_blocks", "local_combine", "use_local", "use_weight_map",
+                    "class_pool"):
+            setattr(cfg.model, key, a[key])
+        if a["semantic_nc"] > a["num_classes"] + 1:
+            notes.append(f"semantic_nc={a['semantic_nc']} is more than num_classes + 1 instance-edge channel; the "
+                         "config cannot describe it: load it with lggan.convert.load_converted")
+    validate(cfg)
+    return cfg.to_dict(), notes
 
 
 # ----------------------------------------------------------------------------------------------- files
@@ -310,11 +547,15 @@ def load_official_file(in_path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return unwrap_state_dict(obj, str(in_path))
 
 
-def convert_official_file(in_path: str | os.PathLike, out_path: str | os.PathLike) -> ConversionReport:
-    """Converts an official semantic-synthesis generator .pth into OUT.safetensors plus OUT.json (model arguments).
+def convert_official_file(in_path: str | os.PathLike, out_path: str | os.PathLike,
+                          num_classes: int | None = None) -> ConversionReport:
+    """Converts an official semantic-synthesis or cross-view generator .pth into OUT.safetensors plus OUT.json.
 
-    Both files are written atomically.  The JSON holds {"model", "arguments", "source", "unused", "notes"}; the same
-    arguments are stored in the safetensors metadata under "lggan_arguments".
+    The task is detected from the keys (`deconv5_global.weight`: cross-view).  Both files are written atomically.
+    The JSON holds {"config" (a full lggan Config: what `lggan.generate.load_generator` builds the model from),
+    "task", "model", "arguments", "source", "unused", "notes"}; the safetensors metadata holds the model class and
+    its arguments ("lggan_model", "lggan_arguments") for `load_converted`.  num_classes: cross-view only (see
+    `infer_crossview_arguments`).
     """
     from safetensors.torch import save_file
 
@@ -323,22 +564,26 @@ def convert_official_file(in_path: str | os.PathLike, out_path: str | os.PathLik
     if json_path == out_path:
         raise ValueError(f"output {out_path}: give a .safetensors file name (the arguments go to {json_path.name})")
     sd = load_official_file(in_path)
-    ours, report = convert_official_semantic(sd, source=str(in_path))
+    ours, report = convert_official(sd, source=str(in_path), num_classes=num_classes)
+    config, notes = converted_config(report)
+    report.notes += notes
+    model = TASK_MODELS[report.task]
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in ours.items()}
-    metadata = {"format": "pt", "lggan_model": "LGGANGenerator", "lggan_arguments": json.dumps(report.arguments)}
+    metadata = {"format": "pt", "lggan_model": model, "lggan_arguments": json.dumps(report.arguments)}
     atomic_write(out_path, lambda tmp: save_file(tensors, tmp, metadata=metadata))
-    info = {"model": "LGGANGenerator", "arguments": report.arguments, "source": str(in_path),
-            "unused": report.unused, "notes": report.notes}
+    info = {"config": config, "task": report.task, "model": model, "arguments": report.arguments,
+            "source": str(in_path), "unused": report.unused, "notes": report.notes}
     atomic_write(json_path, lambda tmp: Path(tmp).write_text(json.dumps(info, indent=2) + "\n"))
     return report
 
 
 def load_converted(path: str | os.PathLike, device: str | torch.device = "cpu"):
-    """Builds the LGGANGenerator described by a converted file's arguments and loads its weights (strict)."""
+    """Builds the generator (LGGANGenerator or CrossViewGenerator) described by a converted file's metadata and
+    loads its weights (strict)."""
     from safetensors import safe_open
     from safetensors.torch import load_file
 
-    from lggan.models import LGGANGenerator
+    from lggan.models import CrossViewGenerator, LGGANGenerator
 
     path = Path(path)
     if not path.is_file():
@@ -347,6 +592,10 @@ def load_converted(path: str | os.PathLike, device: str | torch.device = "cpu"):
         meta = f.metadata() or {}
     if "lggan_arguments" not in meta:
         raise ValueError(f"{path}: no lggan_arguments metadata; not written by convert_official_file")
-    model = LGGANGenerator(**json.loads(meta["lggan_arguments"]))
+    classes = {"LGGANGenerator": LGGANGenerator, "CrossViewGenerator": CrossViewGenerator}
+    name = meta.get("lggan_model", "LGGANGenerator")
+    if name not in classes:
+        raise ValueError(f"{path}: unknown lggan_model {name!r} in its metadata (expected one of {sorted(classes)})")
+    model = classes[name](**json.loads(meta["lggan_arguments"]))
     model.load_state_dict(load_file(str(path)))
     return model.to(device)

@@ -211,7 +211,7 @@ def _read_crossview_inputs(synth: Synthesizer, panels: Path) -> list[_Item]:
 
 
 def generate_folder(checkpoint: str | os.PathLike, labels: str | os.PathLike, out: str | os.PathLike,
-                    instances: str | os.PathLike | None = None, aerial: str | None = None, batch_size: int = 4,
+                    instances: str | os.PathLike | None = None, batch_size: int = 4,
                     device: str = "auto", save_branches: bool = False, use_ema: bool = True,
                     progress: bool = True) -> list[Path]:
     """Writes one synthesised PNG per input (same name) into `out`; with `save_branches` also I^G, I^L, W_g, W_l."""

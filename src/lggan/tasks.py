@@ -10,6 +10,7 @@ concat(S_g colour map, image) (Eq. 8-9).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -240,7 +241,7 @@ class CrossViewTask(Task):
 
         dc = self.cfg.data
         root = self.data_root
-        if dc.dataset == "synth-views":
+        if dc.dataset == "synth-views" and (root is None or not (Path(root) / "train").is_dir()):
             root = str(ensure_synth_views(root, size=(dc.crop_size or dc.load_size)[0]))
         if root is None:
             raise ValueError(f"--data: the {dc.dataset} dataset needs a folder (data.root)")

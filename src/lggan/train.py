@@ -99,6 +99,16 @@ class SkipBatches(BatchSampler):
                 yield batch
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers leave SIGINT/SIGTERM to the main process, which saves a checkpoint before it exits.
+
+    A terminal's Ctrl-C (or a scheduler's SIGTERM to the process group) reaches the workers too; if they died on it,
+    the main process would crash on the lost worker instead of finishing its iteration and saving.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def learning_rate(base: float, iteration: int, const_iters: int, decay_iters: int) -> float:
     """Constant for `const_iters`, then linear decay to 0 over `decay_iters` (paper: 100 + 100 epochs)."""
     if iteration < const_iters or decay_iters <= 0:
@@ -186,6 +196,7 @@ class TrainResult:
     images_per_second: float
     peak_memory_mb: float
     generator: nn.Module  # the trained G (unwrapped from DDP)
+    signal: int | None = None  # the signal that stopped the run, if any
 
 
 def _peak_memory_mb(device: torch.device) -> float:
@@ -295,7 +306,8 @@ def train(cfg: Config, out_dir: str | os.PathLike, data_root: str | None = None,
     batches = SkipBatches(sampler, tc.batch_size)
     seeded = SeededAugment(train_set, tc.seed)
     loader_kw = dict(num_workers=cfg.data.num_workers, collate_fn=task.collate,
-                     pin_memory=device.type == "cuda", persistent_workers=False)
+                     pin_memory=device.type == "cuda", persistent_workers=False,
+                     worker_init_fn=_ignore_stop_signals if cfg.data.num_workers > 0 else None)
     iters_per_epoch = len(batches) if len(sampler) >= tc.batch_size else 0
     const_iters = tc.epochs_const * iters_per_epoch
     decay_iters = tc.epochs_decay * iters_per_epoch
@@ -460,7 +472,7 @@ def train(cfg: Config, out_dir: str | os.PathLike, data_root: str | None = None,
         dist.destroy_process_group()
     elapsed = time.time() - t_start
     result = TrainResult(run_dir, iteration, stopped_by, last_ckpt, images_seen / max(elapsed, 1e-9),
-                         _peak_memory_mb(device), unwrap(G))
+                         _peak_memory_mb(device), unwrap(G), stop.signal)
     if di.is_main and stopped_by == "signal":
         print(f"stopped by signal {stop.signal}: checkpoint saved at iteration {iteration} ({last_ckpt}); "
               f"continue with --resume", flush=True)

@@ -1,7 +1,8 @@
-"""LGGAN networks, one module per paper component (§3): E, G_g, G_l (+ classifier), G_w, G and D_s."""
+"""LGGAN networks, one module per paper component (§3): E, G_g, G_l (+ classifier), G_w, G and D_s / D_i."""
 
 from lggan.models.class_conv import ClassImages, ClassSpecificConv, combine_class_images
 from lggan.models.classifier import ClassificationModule, ClassLogits
+from lggan.models.crossview import CrossViewGenerator, ResnetGlobalGenerator
 from lggan.models.discriminator import MultiscaleDiscriminator, NLayerDiscriminator
 from lggan.models.encoder import EncoderOutput, SharedEncoder
 from lggan.models.generator import GeneratorOutput, LGGANGenerator
@@ -19,6 +20,7 @@ __all__ = [
     "ClassLogits",
     "ClassSpecificConv",
     "ClassificationModule",
+    "CrossViewGenerator",
     "EncoderOutput",
     "GeneratorOutput",
     "LGGANGenerator",
@@ -27,6 +29,7 @@ __all__ = [
     "MultiscaleDiscriminator",
     "NLayerDiscriminator",
     "ResidualBlock",
+    "ResnetGlobalGenerator",
     "SPADEGenerator",
     "SPADEResBlock",
     "SharedEncoder",
