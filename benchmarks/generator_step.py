@@ -38,7 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-os.environ.setdefault("KINETO_LOG_LEVEL", "5")  # the CPU profiler (memory pass) otherwise logs to stderr
+os.environ.setdefault("KINETO_LOG_LEVEL", "6")  # the CPU profiler (memory pass) otherwise logs to stderr
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
@@ -171,7 +171,7 @@ class Case:
 
 
 def build_cases(lggan: LGGANGenerator, s1: LGGANGenerator, S: torch.Tensor, parts: set[str],
-                seed: int) -> dict[str, Case]:
+                seed: int, with_reference: bool = True) -> dict[str, Case]:
     C = lggan.num_classes
     M = S[:, :C]
     g = torch.Generator().manual_seed(seed)
@@ -197,7 +197,8 @@ def build_cases(lggan: LGGANGenerator, s1: LGGANGenerator, S: torch.Tensor, part
 
         cases["lggan"] = Case(step_lggan, state_l + [S, target])
         cases["s1"] = Case(step_s1, state_s1 + [S, target])
-        cases["reference"] = Case(step_reference, state_l + [S, target])
+        if with_reference:
+            cases["reference"] = Case(step_reference, state_l + [S, target])
 
     if "local" in parts:
         local = lggan.local
@@ -217,7 +218,8 @@ def build_cases(lggan: LGGANGenerator, s1: LGGANGenerator, S: torch.Tensor, part
             (L.l1_loss(I_L, target) + L.local_l1_loss(I, target, M)).backward()
 
         cases["local_ours"] = Case(step_local_ours, params_h + [f, S, target])
-        cases["local_ref"] = Case(step_local_ref, params_h + [f, S, target])
+        if with_reference:
+            cases["local_ref"] = Case(step_local_ref, params_h + [f, S, target])
     return cases
 
 
@@ -241,7 +243,8 @@ def sync(device: torch.device) -> None:
 
 
 def run_config(width: Width, size: tuple[int, int], num_classes: int, batches: list[int], repeats: int,
-               device: torch.device, parts: set[str], seed: int, log: Callable[[str], None]) -> list[dict]:
+               device: torch.device, parts: set[str], seed: int, log: Callable[[str], None],
+               ref_batches: list[int] | None = None) -> list[dict]:
     kind = KINDS[num_classes]
     semantic_nc = num_classes + (1 if kind.use_instance else 0)
     kw = dict(ngf=width.ngf, spade_hidden=width.spade_hidden, num_res_blocks=width.num_res_blocks)
@@ -253,7 +256,7 @@ def run_config(width: Width, size: tuple[int, int], num_classes: int, batches: l
     for batch in batches:
         S, counts = make_batch(num_classes, batch, size, seed)
         S = S.to(device)
-        cases = build_cases(lggan, s1, S, parts, seed)
+        cases = build_cases(lggan, s1, S, parts, seed, ref_batches is None or batch in ref_batches)
         names = list(cases)
         label = f"ngf={width.ngf} {size[0]}x{size[1]} C={num_classes} B={batch}"
         # Warm-up = memory pass (not timed): one step of each variant under the allocation tracker.
@@ -274,7 +277,7 @@ def run_config(width: Width, size: tuple[int, int], num_classes: int, batches: l
                 + ", ".join(f"{n} {cases[n].times[-1] / batch:.3f}" for n in names) + " s/img")
         entry = dict(ngf=width.ngf, spade_hidden=width.spade_hidden, num_res_blocks=width.num_res_blocks,
                      width_name=width.name, size=list(size), num_classes=num_classes, label_kind=kind.name,
-                     batch=batch, present_classes=counts, **tile_stats(lggan, S), variants={})
+                     batch=batch, repeats=repeats, threads=torch.get_num_threads(), present_classes=counts, **tile_stats(lggan, S), variants={})
         for name, case in cases.items():
             entry["variants"][name] = dict(
                 times_s=case.times, median_s=statistics.median(case.times), min_s=min(case.times),
@@ -315,9 +318,17 @@ def find(results: list[dict], **kw) -> dict | None:
     return None
 
 
-def markdown(results: list[dict], info: dict, repeats: int) -> str:
-    out = ["**Machine.** " + machine_line(info) + f". Times: median of {repeats} interleaved repeats after one "
-           "warm-up step, seconds per image (step time / batch).", ""]
+def markdown(results: list[dict], infos: list[dict]) -> str:
+    """The README tables; `infos` are the machine descriptions of the runs that produced `results`."""
+    out = []
+    for info in infos:
+        run = f" (run: {info['run']})" if len(infos) > 1 and info.get("run") else ""
+        out += [f"**Machine{run}.** " + machine_line(info) + ".", ""]
+    reps = sorted({e.get("repeats") for e in results if e.get("repeats")})
+    out += ["Times are the median of " + "/".join(map(str, reps)) + " interleaved repeats after one warm-up step "
+            "(the warm-up step is the memory pass), per image (step time / batch). Reference: the same model and "
+            "weights with the class-specific part of G_l computed densely per class (benchmarks/reference.py); "
+            "– = not run.", ""]
     gens = [e for e in results if "lggan" in e["variants"]]
     if gens:
         out += ["**Generator step (forward + backward), s/image**", "",
@@ -344,7 +355,7 @@ def markdown(results: list[dict], info: dict, repeats: int) -> str:
         for e in locs:
             ours, ref = (_v(e, n, "median_s_per_image") * 1000 for n in LOCAL_VARIANTS)
             out.append(_config_cols(e) + f"| {100 * e['tile_fraction']:.1f} % | {_fmt(ours, 1)} | {_fmt(ref, 1)} "
-                       f"| {_fmt(ref / ours, 1)}x | {_mib(_v(e, 'local_ours', 'memory_peak_bytes'))} "
+                       f"| {_fmt(ref / ours, 1)}{'' if math.isnan(ref) else 'x'} | {_mib(_v(e, 'local_ours', 'memory_peak_bytes'))} "
                        f"| {_mib(_v(e, 'local_ref', 'memory_peak_bytes'))} |")
     goals = goal_rows(results)
     if goals:
@@ -363,12 +374,12 @@ def goal_rows(results: list[dict]) -> list[tuple[str, str, str, bool]]:
             continue
         where = f"ngf={e['ngf']}, {e['size'][0]}x{e['size'][1]}, {e['num_classes']} classes, batch {e['batch']}"
         C = e["num_classes"]
-        if "lggan" in e["variants"]:
+        if "lggan" in e["variants"] and "s1" in e["variants"]:
             limit = 1.6 if C <= 35 else 1.8
             med = _v(e, "lggan", "median_s") / _v(e, "s1", "median_s")
             mn = _v(e, "lggan", "min_s") / _v(e, "s1", "min_s")
             rows.append((f"LGGAN / S1 step <= {limit}", where, f"{med:.2f} (min-based {mn:.2f})", med <= limit))
-        if "local_ours" in e["variants"]:
+        if "local_ours" in e["variants"] and "local_ref" in e["variants"]:
             need = 4 if C <= 35 else 10
             med = _v(e, "local_ref", "median_s") / _v(e, "local_ours", "median_s")
             mn = _v(e, "local_ref", "min_s") / _v(e, "local_ours", "min_s")
@@ -405,7 +416,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--device", default="cpu", help="cpu | cuda | cuda:N | auto (default cpu)")
     p.add_argument("--threads", type=int, default=1, help="torch.set_num_threads (default 1, for repeatability)")
     p.add_argument("--parts", default="generator,local", help="generator and/or local (default both)")
+    p.add_argument("--ref-batches", type=int_list, default=None,
+                   help="run the (slow, memory-hungry) reference variants only at these batch sizes (default: all)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--report", nargs="+", metavar="JSON",
+                   help="no benchmark: print the tables of earlier --json files (merged, e.g. one run per width)")
     p.add_argument("--quick", action="store_true",
                    help="fast subset: ngf 16, 128x64, 35 and 151 classes, batch 1 and 4, 2 repeats")
     p.add_argument("--json", metavar="OUT", help="write all measurements (raw times, memory) as JSON")
@@ -429,8 +444,31 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def run_description(args: argparse.Namespace) -> str:
+    sizes = ",".join(f"{w}x{h}" for w, h in args.sizes)
+    ref = "" if args.ref_batches is None else f", reference only at batch {','.join(map(str, args.ref_batches))}"
+    return (f"ngf {','.join(map(str, args.widths))}, {sizes}, classes {','.join(map(str, args.classes))}, "
+            f"batch {','.join(map(str, args.batches))}, {args.repeats} repeats{ref}")
+
+
+def report(paths: list[str], markdown_out: str | None) -> int:
+    """Renders the tables of one or more --json files (several runs, e.g. one per width) as one markdown text."""
+    infos, results = [], []
+    for path in paths:
+        data = json.loads(Path(path).read_text())
+        infos.append(data["machine"])
+        results += data["results"]
+    text = markdown(results, infos)
+    print(text)
+    if markdown_out:
+        Path(markdown_out).write_text(text)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.report:
+        return report(args.report, args.markdown)
     torch.set_num_threads(args.threads)
     device = resolve_device(args.device)
     info = machine_info(device, args.threads)
@@ -445,10 +483,12 @@ def main(argv: list[str] | None = None) -> int:
         width = width_spec(ngf)
         for size in args.sizes:
             for C in args.classes:
-                results += run_config(width, size, C, args.batches, args.repeats, device, args.parts, args.seed, log)
+                results += run_config(width, size, C, args.batches, args.repeats, device, args.parts, args.seed, log,
+                                      args.ref_batches)
     info["load_average_end"] = [round(v, 2) for v in os.getloadavg()]
     info["total_s"] = round(time.perf_counter() - t0, 1)
-    text = markdown(results, info, args.repeats)
+    info["run"] = run_description(args)
+    text = markdown(results, [info])
     print(text)
     if args.markdown:
         Path(args.markdown).write_text(text)
