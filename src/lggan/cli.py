@@ -11,7 +11,12 @@ CROSSVIEW_FORMATS = ("crossview", "dayton", "cvusa")
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
-    pass
+    """Shows defaults, except the empty ones (None/False) whose meaning the help text already gives."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default in (None, False):
+            return action.help or ""
+        return super()._get_help_string(action)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -75,9 +80,20 @@ def cmd_inspect(a: argparse.Namespace) -> int:
 # -- models --------------------------------------------------------------------------------------------------
 
 
+def _fresh_run_dir(base: Path) -> Path:
+    """runs/<preset>, or runs/<preset>-2, -3, ... when earlier runs are there (only when --out is not given)."""
+    candidate, n = base, 1
+    while candidate.exists() and any(candidate.iterdir()):
+        n += 1
+        candidate = base.with_name(f"{base.name}-{n}")
+    return candidate
+
+
 def _config_from_args(a: argparse.Namespace):
     from .config import Config, apply_overrides, get_preset
 
+    if a.resume and not a.out:
+        raise ValueError("--resume needs --out RUN_FOLDER (the run to continue)")
     if a.resume and (Path(a.out) / "config.json").exists() and a.preset is None:
         cfg = Config.load_json(Path(a.out) / "config.json")
     else:
@@ -91,7 +107,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     from .train import train
 
     cfg = _config_from_args(a)
-    result = train(cfg, a.out, resume=a.resume)
+    out = Path(a.out) if a.out else _fresh_run_dir(Path("runs") / cfg.preset)
+    result = train(cfg, out, resume=a.resume)
     if result.stopped_by == "signal":
         return 128 + int(result.signal or 2)  # the shell convention for "stopped by signal N"
     print(f"finished {result.iteration} iterations: {result.images_per_second:.2f} img/s, peak memory "
@@ -181,7 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--preset", default=None, choices=list(PRESETS),
                    help="configuration preset (default: synth, or the run's own config with --resume)")
     t.add_argument("--data", default=None, help="dataset root (default: built-in synthetic data for synth presets)")
-    t.add_argument("--out", default="runs/synth", help="run folder: config, logs, samples, checkpoints")
+    t.add_argument("--out", default=None,
+                   help="run folder: config, logs, samples, checkpoints (default: runs/PRESET, or runs/PRESET-2, "
+                        "-3, ... if that is taken)")
     t.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
                    help="override a config field, e.g. --set train.batch_size=8 (repeatable)")
     t.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint in --out")

@@ -6,11 +6,12 @@ import copy
 import dataclasses
 import json
 import os
-import tempfile
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from .io import atomic_write_text
 
 SEMANTIC_DATASETS = ("cityscapes", "ade20k", "coco-stuff", "custom", "synth-city")
 CROSSVIEW_DATASETS = ("crossview", "synth-views")
@@ -129,21 +130,6 @@ class Config:
             return cls.from_dict(json.loads(Path(path).read_text()))
         except json.JSONDecodeError as e:
             raise ValueError(f"{path}: not a valid config JSON ({e})") from None
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Writes text to `path` through a temp file in the same folder, so a crash never leaves half a file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _coerce(name: str, value: Any, tp: Any) -> Any:

@@ -42,13 +42,14 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from lggan.io import atomic_write
 
 RenameRule = tuple[str, Callable[[re.Match], str] | str]
 
@@ -515,20 +516,6 @@ def converted_config(report: ConversionReport) -> tuple[dict[str, Any], list[str
 
 
 # ----------------------------------------------------------------------------------------------- files
-
-def atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Calls write(temp_path) for a temp file next to `path`, then renames it over `path`."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
 
 def arguments_path(out_path: str | os.PathLike) -> Path:
     """The JSON written next to a converted file: OUT.safetensors -> OUT.json."""

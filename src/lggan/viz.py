@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import os
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+
+from .io import atomic_write
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:
@@ -46,17 +46,7 @@ def make_grid(columns: list[torch.Tensor], pad: int = 2) -> np.ndarray:
 
 def save_png(array: np.ndarray, path: str | os.PathLike) -> None:
     """Writes a uint8 [H,W,3] or [H,W] array as PNG through a temp file + rename."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png", dir=path.parent)
-    os.close(fd)
-    try:
-        Image.fromarray(array).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: Image.fromarray(array).save(tmp, format="PNG"), suffix=".png")
 
 
 def tensor_to_uint8(img: torch.Tensor) -> np.ndarray:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
@@ -12,6 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+
+from lggan.io import atomic_write_bytes
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -165,20 +166,6 @@ def resolve_weights_file(path: str | os.PathLike | None, file_name: str, arg_nam
         f"{file_name} not found: pass {arg_name}=PATH or put the file at {hub_path} ({source}); "
         "lggan never downloads weights"
     )
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
-    """Write bytes to `path` via a temp file in the same folder + os.replace."""
-    target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def write_json_atomic(obj: Any, path: str | os.PathLike) -> None:

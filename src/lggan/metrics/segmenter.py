@@ -22,7 +22,7 @@ from torch import nn
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
-from lggan.metrics.files import atomic_write_bytes
+from lggan.io import atomic_write_bytes
 from lggan.metrics.segmentation import (
     IGNORE_INDEX,
     LABEL_PROTOCOL_TEXT,
