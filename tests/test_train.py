@@ -99,6 +99,7 @@ def test_a_new_run_refuses_to_overwrite_an_existing_one(city, tmp_path):
         train(tiny_cfg(city, "train.iterations=2"), tmp_path / "run")
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")
 def test_corrupt_checkpoint_is_reported_and_the_previous_one_is_used(city, tmp_path):
     run = tmp_path / "run"
     train(tiny_cfg(city, "train.iterations=4", "train.checkpoint_every=2"), run)
@@ -243,3 +244,15 @@ def test_ema_generator_is_the_exponential_average_of_the_weights(city, tmp_path)
         torch.testing.assert_close(found.generator_ema[k], expected, rtol=1e-5, atol=1e-6, msg=k)
         checked += int(not torch.equal(initial[k], found.generator[k]))
     assert checked > 0  # the step moved the weights, so the average is not trivially equal to them
+
+
+def test_written_files_get_ordinary_permissions_not_owner_only(city, tmp_path):
+    import stat
+
+    train(tiny_cfg(city, "train.iterations=1"), tmp_path / "run")
+    umask = os.umask(0)
+    os.umask(umask)
+    ckpt_dir = ckpt.list_checkpoints(tmp_path / "run")[0]
+    assert stat.S_IMODE(ckpt_dir.stat().st_mode) == 0o777 & ~umask
+    grid = next((tmp_path / "run" / "samples").glob("*.png"))
+    assert stat.S_IMODE(grid.stat().st_mode) == 0o666 & ~umask

@@ -22,6 +22,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from .io import default_permissions
+
 CKPT_DIR = "checkpoints"
 _NAME = re.compile(r"^iter_(\d{8,})$")
 G_FILE, D_FILE, EMA_FILE, STATE_FILE, CONFIG_FILE = (
@@ -80,6 +82,7 @@ def save_checkpoint(
             save_file(_state_dict_for_file(generator_ema), str(tmp / EMA_FILE))
         torch.save({**state, "iteration": iteration}, tmp / STATE_FILE)
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
+        default_permissions(tmp)
         if final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)

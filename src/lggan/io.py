@@ -9,6 +9,17 @@ from pathlib import Path
 from typing import Callable
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def default_permissions(path: str | os.PathLike) -> None:
+    """Gives a file or folder made by mkstemp/mkdtemp (owner-only) the permissions open()/mkdir() would give."""
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~_umask())
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None], suffix: str = ".tmp") -> None:
     """Calls write(temp_path) for a temp file next to `path`, then renames it over `path`."""
     path = Path(path)
@@ -17,6 +28,8 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], suffix: 
     os.close(fd)
     try:
         write(tmp)
+        # mkstemp creates owner-only files; give the result the permissions a plain open() would have.
+        default_permissions(tmp)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

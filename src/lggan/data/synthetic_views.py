@@ -49,6 +49,7 @@ from lggan.data.crossview import (
     join_panels,
     label_to_gray,
 )
+from lggan.io import default_permissions
 
 __all__ = [
     "MATERIAL_CLASS",
@@ -619,6 +620,7 @@ def generate_synth_views(
                     bar.update()
         bar.close()
         (tmp / MANIFEST_NAME).write_text(json.dumps(_manifest(size, num_train, num_test, seed), indent=2) + "\n")
+        default_permissions(tmp)  # mkdtemp made it owner-only
         if out.exists():  # overwrite: move the old tree aside first so the swap is two renames
             trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
             os.replace(out, trash / out.name)
