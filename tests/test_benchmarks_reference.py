@@ -79,3 +79,16 @@ def test_cpu_peak_counts_live_allocations():
 
     peak = cpu_step_peak(step)
     assert 10_000_000 <= peak < 10_100_000
+
+
+def test_cpu_peak_does_not_depend_on_earlier_steps():
+    # Gradients of the previous (profiled) step are freed inside the next one; that must not lower its peak.
+    model = torch.nn.Linear(256, 256)
+    x = torch.randn(64, 256)
+
+    def step():
+        model.zero_grad(set_to_none=True)
+        model(x).square().sum().backward()
+
+    peaks = [cpu_step_peak(step) for _ in range(3)]
+    assert peaks[0] == peaks[1] == peaks[2] > 256 * 256 * 4

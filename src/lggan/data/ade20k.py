@@ -18,7 +18,7 @@ from pathlib import Path
 from .common import (
     Discovery,
     LabelSpec,
-    SemanticDataset,
+    StandardLayoutDataset,
     identity_lut,
     index_by_key,
     list_files,
@@ -85,7 +85,7 @@ def normalize_split(split: str) -> str:
     return _SPLITS[split]
 
 
-class ADE20KDataset(SemanticDataset):
+class ADE20KDataset(StandardLayoutDataset):
     """ADE20K images + annotations (151 channels, no instance maps).
 
     Args:
@@ -97,25 +97,6 @@ class ADE20KDataset(SemanticDataset):
     name = "ade20k"
     default_load_size = ADE20K_DEFAULT_SIZE
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "train",
-        *,
-        load_size: Size | None = ADE20K_DEFAULT_SIZE,
-        crop_size: Size | None = None,
-        flip: bool = False,
-        validate: bool = True,
-        seed: int | None = None,
-    ) -> None:
-        super().__init__(
-            self.discover(root, split),
-            load_size=load_size,
-            crop_size=crop_size,
-            flip=flip,
-            validate=validate,
-            seed=seed,
-        )
 
     @classmethod
     def available_splits(cls, root: str | Path, **options: object) -> list[str | None]:

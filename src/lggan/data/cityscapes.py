@@ -24,7 +24,7 @@ from cityscapesscripts.helpers.labels import labels as CITYSCAPES_LABELS
 from .common import (
     Discovery,
     LabelSpec,
-    SemanticDataset,
+    StandardLayoutDataset,
     identity_lut,
     index_by_key,
     list_files,
@@ -93,7 +93,7 @@ def _key_by_suffix(suffix: str):
     return key_of
 
 
-class CityscapesDataset(SemanticDataset):
+class CityscapesDataset(StandardLayoutDataset):
     """Cityscapes ``labelIds`` + ``instanceIds`` + ``leftImg8bit`` photos.
 
     Args:
@@ -108,25 +108,6 @@ class CityscapesDataset(SemanticDataset):
     name = "cityscapes"
     default_load_size = CITYSCAPES_DEFAULT_SIZE
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "train",
-        *,
-        load_size: Size | None = CITYSCAPES_DEFAULT_SIZE,
-        crop_size: Size | None = None,
-        flip: bool = False,
-        validate: bool = True,
-        seed: int | None = None,
-    ) -> None:
-        super().__init__(
-            self.discover(root, split),
-            load_size=load_size,
-            crop_size=crop_size,
-            flip=flip,
-            validate=validate,
-            seed=seed,
-        )
 
     @classmethod
     def available_splits(cls, root: str | Path, **options: object) -> list[str | None]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from .common import (
     Discovery,
     LabelSpec,
-    SemanticDataset,
+    StandardLayoutDataset,
     identity_lut,
     index_by_key,
     list_files,
@@ -84,7 +84,7 @@ def normalize_split(split: str) -> str:
     return _SPLITS[split]
 
 
-class CocoStuffDataset(SemanticDataset):
+class CocoStuffDataset(StandardLayoutDataset):
     """COCO-Stuff (SPADE layout): 183 channels, instance edges when ``<split>_inst/`` exists.
 
     Args:
@@ -96,25 +96,6 @@ class CocoStuffDataset(SemanticDataset):
     name = "coco-stuff"
     default_load_size = COCO_STUFF_DEFAULT_SIZE
 
-    def __init__(
-        self,
-        root: str | Path,
-        split: str = "train",
-        *,
-        load_size: Size | None = COCO_STUFF_DEFAULT_SIZE,
-        crop_size: Size | None = None,
-        flip: bool = False,
-        validate: bool = True,
-        seed: int | None = None,
-    ) -> None:
-        super().__init__(
-            self.discover(root, split),
-            load_size=load_size,
-            crop_size=crop_size,
-            flip=flip,
-            validate=validate,
-            seed=seed,
-        )
 
     @classmethod
     def available_splits(cls, root: str | Path, **options: object) -> list[str | None]:

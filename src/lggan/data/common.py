@@ -418,6 +418,26 @@ class SemanticDataset(Dataset):
 # ---------------------------------------------------------------------- batching
 
 
+class StandardLayoutDataset(SemanticDataset):
+    """A named dataset whose files sit in its published layout: built from (root, split) and the split's discovery."""
+
+    def __init__(
+        self,
+        root: str | Path,
+        split: str = "train",
+        *,
+        load_size: Size | None | str = "default",
+        crop_size: Size | None = None,
+        flip: bool = False,
+        validate: bool = True,
+        seed: int | None = None,
+    ) -> None:
+        # "default": the dataset's own size from the paper (class attribute default_load_size); None keeps files' size.
+        size = type(self).default_load_size if load_size == "default" else load_size
+        super().__init__(self.discover(root, split), load_size=size, crop_size=crop_size, flip=flip,
+                         validate=validate, seed=seed)
+
+
 def collate_semantic(samples: Sequence[Mapping]) -> dict:
     """Stack samples into ``label [B,H,W]``, ``instance [B,H,W] | None``, ``image [B,3,H,W]``, ``path list``."""
     if not samples:
