@@ -112,7 +112,7 @@ def test_generate_layout_files_and_loader(tmp_path: Path) -> None:
     name = "synth_000002_000019"
     assert (out / f"leftImg8bit/train/synth/{name}_leftImg8bit.png").is_file()
     assert (out / f"gtFine/train/synth/{name}_gtFine_labelIds.png").is_file()
-    assert (out / f"gtFine/val/synth/synth_000001_000019_gtFine_instanceIds.png").is_file()
+    assert (out / "gtFine/val/synth/synth_000001_000019_gtFine_instanceIds.png").is_file()
     assert not (out / "gtFine/val/synth/synth_000002_000019_gtFine_instanceIds.png").exists()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # temp folder renamed away
     assert oct(out.stat().st_mode & 0o777) != oct(0o700)

@@ -285,6 +285,8 @@ def train(cfg: Config, out_dir: str | os.PathLike, data_root: str | None = None,
         if use_scaler and "scaler_g" in found.state:
             scaler_g.load_state_dict(found.state["scaler_g"])
             scaler_d.load_state_dict(found.state["scaler_d"])
+        if "torch_rng" in found.state:
+            torch.set_rng_state(found.state["torch_rng"])
         iteration = found.iteration
         if di.is_main:
             print(f"resumed from {found.path} (iteration {iteration})", flush=True)
@@ -463,7 +465,7 @@ def train(cfg: Config, out_dir: str | os.PathLike, data_root: str | None = None,
             # Batch-norm statistics drift apart when each rank updates them on its own shard; rank 0's win.
             for buf in unwrap(G).buffers():
                 dist.broadcast(buf, 0)
-        if last_ckpt is None or unwrap_iteration(last_ckpt) != iteration:
+        if last_ckpt is None or last_ckpt.name != f"iter_{iteration:08d}":
             save()
         if iteration % tc.sample_every != 0:
             write_samples()
@@ -478,6 +480,3 @@ def train(cfg: Config, out_dir: str | os.PathLike, data_root: str | None = None,
               f"continue with --resume", flush=True)
     return result
 
-
-def unwrap_iteration(path: Path) -> int:
-    return int(path.name.split("_")[-1])
