@@ -5,8 +5,10 @@ What is measured is the same quantity on both devices: bytes of tensor storage h
 * CUDA: `torch.cuda.max_memory_allocated` after `reset_peak_memory_stats` (the caching allocator's own counter; the
   cache itself and cuDNN workspaces outside the allocator are not counted).
 * CPU: the profiler with `profile_memory=True` records every allocation and free of PyTorch's CPU allocator
-  (c10::DefaultCPUAllocator reports each one with its size).  Summing these events in time order gives the bytes of
-  tensor storage allocated since the step began; its maximum is the step's peak.  Not counted: memory that
+  (c10::DefaultCPUAllocator reports each one with its address and size).  Summing, in time order, the allocations
+  made during the step minus the frees of those same blocks gives the bytes of tensor storage the step holds; its
+  maximum is the step's peak.  (Frees of blocks that existed before the step -- the previous step's gradients -- are
+  left out: the profiler reports some of them and not others, which would make the result depend on history.)  Not counted: memory that
   oneDNN/OpenMP allocate outside the PyTorch allocator (scratch pads, thread stacks), and malloc's own overhead and
   fragmentation, i.e. this is the "max_memory_allocated" of the CPU, not the process RSS.
 
@@ -44,20 +46,39 @@ def live_bytes(tensors: Iterable[torch.Tensor]) -> int:
     return sum(seen.values())
 
 
+def _allocation_events(prof) -> list[tuple[int, int, int]]:
+    """(time ns, ptr, bytes; negative for a free) of every CPU allocator event the profiler recorded."""
+    out = []
+    stack = list(prof.profiler.kineto_results.experimental_event_tree())
+    while stack:
+        e = stack.pop()
+        stack.extend(e.children)
+        ef = e.extra_fields
+        if type(ef).__name__ == "_ExtraFields_Allocation" and ef.device.type == "cpu":
+            out.append((e.start_time_ns, ef.ptr, ef.alloc_size))
+    out.sort(key=lambda x: x[0])
+    return out
+
+
 def cpu_step_peak(fn: Callable[[], object]) -> int:
-    """Peak bytes of PyTorch CPU allocations made by fn() above what was live when it started."""
-    from torch.autograd import DeviceType
+    """Peak bytes of PyTorch CPU allocations made by fn() above what was live when it started.
+
+    Only blocks allocated inside fn() count: the free of a block that existed before (e.g. the previous step's
+    gradients, released by zero_grad) is ignored, so the result does not depend on what ran before.
+    """
     from torch.profiler import ProfilerActivity, profile
 
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=False) as prof:
         fn()
-    events = [(e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
-              if e.name() == "[memory]" and e.device_type() == DeviceType.CPU]
-    events.sort(key=lambda x: x[0])
+    live: dict[int, int] = {}
     current = peak = 0
-    for _, nbytes in events:
-        current += nbytes
-        peak = max(peak, current)
+    for _, ptr, nbytes in _allocation_events(prof):
+        if nbytes > 0:
+            live[ptr] = nbytes
+            current += nbytes
+            peak = max(peak, current)
+        elif ptr in live:
+            current -= live.pop(ptr)
     return peak
 
 

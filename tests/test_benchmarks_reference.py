@@ -9,11 +9,11 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository root holds benchmarks/
 
-from benchmarks.labels import KINDS, make_batch, make_label_map  # noqa: E402
-from benchmarks.memory import cpu_step_peak  # noqa: E402
-from benchmarks.reference import reference_forward, reference_local_head  # noqa: E402
-from lggan import losses as L  # noqa: E402
-from lggan.models.generator import LGGANGenerator  # noqa: E402
+from benchmarks.labels import KINDS, make_batch, make_label_map
+from benchmarks.memory import cpu_step_peak
+from benchmarks.reference import reference_forward, reference_local_head
+from lggan import losses as L
+from lggan.models.generator import LGGANGenerator
 
 
 def _model(C, nc):
@@ -54,7 +54,7 @@ def test_reference_local_head_matches_sparse():
     g = _model(151, S.shape[1]).float()
     M = S[:, :151]
     f = torch.rand(1, 4, 32, 64)
-    I_dense, I_L = reference_local_head(g.local, f, M)
+    I_dense, _ = reference_local_head(g.local, f, M)
     out = g.local.class_conv(f, M)
     torch.testing.assert_close(I_dense, out.dense(), atol=1e-5, rtol=1e-5)
 
@@ -92,3 +92,22 @@ def test_cpu_peak_does_not_depend_on_earlier_steps():
 
     peaks = [cpu_step_peak(step) for _ in range(3)]
     assert peaks[0] == peaks[1] == peaks[2] > 256 * 256 * 4
+
+
+def test_generator_step_cli_smoke(tmp_path, capsys):
+    from benchmarks import generator_step
+
+    out = tmp_path / "b.json"
+    md = tmp_path / "b.md"
+    assert generator_step.main(["--sizes", "64x32", "--widths", "4", "--classes", "35", "--batches", "1,2",
+                                "--repeats", "1", "--json", str(out), "--markdown", str(md)]) == 0
+    text = capsys.readouterr().out
+    assert "LGGAN / S1" in text and "speed-up" in text and "Goals" in text
+    import json
+
+    data = json.loads(out.read_text())
+    assert {e["batch"] for e in data["results"]} == {1, 2}
+    for e in data["results"]:
+        assert set(e["variants"]) == {"lggan", "s1", "reference", "local_ours", "local_ref"}
+        assert all(v["memory_peak_bytes"] > v["memory_base_bytes"] > 0 for v in e["variants"].values())
+    assert generator_step.main(["--report", str(out), str(out)]) == 0
