@@ -508,3 +508,15 @@ def test_convert_crossview_file_and_load_generator(tmp_path, small_crossview):
     got = synth(label, aerial=x)  # masks built from the label map (255 = void)
     for name in ("image", "image_global", "image_local"):
         torch.testing.assert_close(getattr(got, name), ref[name], rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_convert_official_command_line(tmp_path, small_official, capsys):
+    from lggan.cli import main
+
+    torch.save({k: v.float() for k, v in small_official.items()}, tmp_path / "latest_net_G.pth")
+    out = tmp_path / "converted.safetensors"
+    assert main(["convert-official", str(tmp_path / "latest_net_G.pth"), str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "fc.weight" in printed and out.is_file() and out.with_suffix(".json").is_file()
+    assert main(["convert-official", str(tmp_path / "nope.pth"), str(tmp_path / "x.safetensors")]) == 2
+    assert "nope.pth" in capsys.readouterr().err
