@@ -20,9 +20,7 @@ from .common import (
     LabelSpec,
     StandardLayoutDataset,
     identity_lut,
-    index_by_key,
-    list_files,
-    pair_files,
+    pair_folders_by_stem,
     require_dir,
 )
 from .palette import make_palette
@@ -109,9 +107,5 @@ class ADE20KDataset(StandardLayoutDataset):
         folder = normalize_split(split or "train")
         image_dir = require_dir(base / "images" / folder, "ADE20K image folder")
         label_dir = require_dir(base / "annotations" / folder, "ADE20K annotation folder")
-        images, issues = index_by_key(list_files(image_dir, [".jpg", ".jpeg", ".png"]), lambda p: p.stem)
-        labels, more = index_by_key(list_files(label_dir, [".png"]), lambda p: p.stem)
-        pairs, unmatched = pair_files(
-            images, labels, None, label_where=str(label_dir), image_where=str(image_dir)
-        )
-        return Discovery(base, folder, ade20k_label_spec(), False, pairs, issues + more + unmatched)
+        pairs, issues, _ = pair_folders_by_stem(image_dir, label_dir)
+        return Discovery(base, folder, ade20k_label_spec(), False, pairs, issues)

@@ -20,9 +20,7 @@ from .common import (
     LabelSpec,
     StandardLayoutDataset,
     identity_lut,
-    index_by_key,
-    list_files,
-    pair_files,
+    pair_folders_by_stem,
     require_dir,
 )
 from .palette import make_palette
@@ -109,19 +107,5 @@ class CocoStuffDataset(StandardLayoutDataset):
         image_dir = require_dir(root / f"{split}_img", "COCO-Stuff image folder")
         label_dir = require_dir(root / f"{split}_label", "COCO-Stuff label folder")
         instance_dir = root / f"{split}_inst"
-        images, issues = index_by_key(list_files(image_dir, [".jpg", ".jpeg", ".png"]), lambda p: p.stem)
-        labels, more = index_by_key(list_files(label_dir, [".png"]), lambda p: p.stem)
-        issues += more
-        instances = None
-        if instance_dir.is_dir():
-            instances, more = index_by_key(list_files(instance_dir, [".png"]), lambda p: p.stem)
-            issues += more
-        pairs, more = pair_files(
-            images,
-            labels,
-            instances,
-            label_where=str(label_dir),
-            image_where=str(image_dir),
-            instance_where=str(instance_dir),
-        )
-        return Discovery(root, split, coco_stuff_label_spec(), instances is not None, pairs, issues + more)
+        pairs, issues, has_instance = pair_folders_by_stem(image_dir, label_dir, instance_dir)
+        return Discovery(root, split, coco_stuff_label_spec(), has_instance, pairs, issues)

@@ -176,6 +176,28 @@ def pair_files(
     return pairs, issues
 
 
+def pair_folders_by_stem(
+    image_dir: Path,
+    label_dir: Path,
+    instance_dir: Path | None = None,
+    image_suffixes: Iterable[str] = (".jpg", ".jpeg", ".png"),
+) -> tuple[list[SamplePaths], list[DataIssue], bool]:
+    """Pairs a folder of images with a folder of label PNGs (and instance PNGs, if that folder exists) by file stem.
+
+    Returns (pairs, every issue found, whether instance maps were used).
+    """
+    images, issues = index_by_key(list_files(image_dir, image_suffixes), lambda p: p.stem)
+    labels, more = index_by_key(list_files(label_dir, [".png"]), lambda p: p.stem)
+    issues += more
+    instances = None
+    if instance_dir is not None and instance_dir.is_dir():
+        instances, more = index_by_key(list_files(instance_dir, [".png"]), lambda p: p.stem)
+        issues += more
+    pairs, more = pair_files(images, labels, instances, label_where=str(label_dir), image_where=str(image_dir),
+                             instance_where=str(instance_dir))
+    return pairs, issues + more, instances is not None
+
+
 def read_header(path: Path) -> tuple[tuple[int, int], str]:
     """``((width, height), mode)`` from the file header only; ValueError naming the file if unreadable."""
     try:

@@ -24,9 +24,7 @@ from .common import (
     LabelSpec,
     SemanticDataset,
     identity_lut,
-    index_by_key,
-    list_files,
-    pair_files,
+    pair_folders_by_stem,
     require_dir,
 )
 from .palette import make_palette
@@ -157,19 +155,5 @@ class CustomDataset(SemanticDataset):
         require_dir(label_dir, "custom label folder")
         if instance_named:
             require_dir(instance_dir, "custom instance folder")
-        images, issues = index_by_key(list_files(image_dir, IMAGE_EXTENSIONS), lambda p: p.stem)
-        labels, more = index_by_key(list_files(label_dir, [".png"]), lambda p: p.stem)
-        issues += more
-        instances = None
-        if instance_dir.is_dir():
-            instances, more = index_by_key(list_files(instance_dir, [".png"]), lambda p: p.stem)
-            issues += more
-        pairs, more = pair_files(
-            images,
-            labels,
-            instances,
-            label_where=str(label_dir),
-            image_where=str(image_dir),
-            instance_where=str(instance_dir),
-        )
-        return Discovery(root, split, spec, instances is not None, pairs, issues + more)
+        pairs, issues, has_instance = pair_folders_by_stem(image_dir, label_dir, instance_dir, IMAGE_EXTENSIONS)
+        return Discovery(root, split, spec, has_instance, pairs, issues)
