@@ -61,3 +61,14 @@ def test_synth_city_command_writes_the_dataset_and_prints_a_class_table(tmp_path
 def test_inspect_reports_a_missing_folder(tmp_path, capsys):
     assert main(["data", "inspect", str(tmp_path / "nope"), "--dataset", "ade20k"]) == 2
     assert "nope" in capsys.readouterr().err
+
+
+def test_synth_views_command_writes_panels_and_inspect_reads_them(tmp_path, capsys):
+    out = tmp_path / "views"
+    assert main(["data", "synth-views", "--out", str(out), "--num-train", "2", "--num-test", "1", "--size", "64",
+                 "--workers", "1"]) == 0
+    assert len(list((out / "train").glob("*.png"))) == 2 and len(list((out / "test").glob("*.png"))) == 1
+    capsys.readouterr()
+    assert main(["data", "inspect", str(out), "--dataset", "crossview"]) == 0
+    text = capsys.readouterr().out
+    assert "sky" in text and "vehicle" in text and "problems: 0" in text

@@ -256,3 +256,11 @@ def test_written_files_get_ordinary_permissions_not_owner_only(city, tmp_path):
     assert stat.S_IMODE(ckpt_dir.stat().st_mode) == 0o777 & ~umask
     grid = next((tmp_path / "run" / "samples").glob("*.png"))
     assert stat.S_IMODE(grid.stat().st_mode) == 0o666 & ~umask
+
+
+def test_ttur_halves_g_and_doubles_d_learning_rates(city, tmp_path):
+    train(tiny_cfg(city, "train.iterations=1", "train.ttur=true", "train.lr=1e-3"), tmp_path / "run")
+    state = ckpt.load_latest(tmp_path / "run").state
+    g, d = state["opt_g"]["param_groups"][0], state["opt_d"]["param_groups"][0]
+    assert (g["lr"], d["lr"]) == (pytest.approx(5e-4), pytest.approx(2e-3))
+    assert g["betas"] == d["betas"] == (0.5, 0.9)  # beta1 from the preset, beta2 0.9 as in SPADE's TTUR

@@ -211,7 +211,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--checkpoint", required=True,
                    help="run folder, checkpoint folder, or .safetensors file (ours or converted official)")
     g.add_argument("--labels", required=True, help="a label PNG or a folder of them (cross-view: 6/4-panel files)")
-    g.add_argument("--instances", default=None, help="instance PNG or folder (datasets with instance edges)")
+    g.add_argument("--instances", default=None,
+                   help="instance PNG or folder, matched by name (models with instance edges; without it the label "
+                        "map's own region boundaries are used)")
     g.add_argument("--out", required=True, help="output folder (same file names as the inputs)")
     g.add_argument("--batch-size", type=int, default=4)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
