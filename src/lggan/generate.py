@@ -170,7 +170,7 @@ def _read_semantic_inputs(synth: Synthesizer, labels: Path, instances: Path | No
     inst_by_name: dict[str, Path] = {}
     if instances is not None:
         for p in _list_inputs(instances, LABEL_SUFFIXES, "--instances", prefer="_instanceIds"):
-            inst_by_name[_stem_key(p, "instance")] = p
+            inst_by_name[_stem_key(p)] = p
     for f in label_files:
         lab = torch.from_numpy(load_label(f, spec))
         inst = None
@@ -179,7 +179,7 @@ def _read_semantic_inputs(synth: Synthesizer, labels: Path, instances: Path | No
                 # Without instance maps the labels themselves delimit regions (SPADE's fallback).
                 inst = lab.clone()
             else:
-                key = _stem_key(f, "label")
+                key = _stem_key(f)
                 if key not in inst_by_name:
                     raise FileNotFoundError(f"--instances: no instance map for {f.name} (looked for {key}*)")
                 inst = torch.from_numpy(load_index_map(inst_by_name[key], "instance").astype(np.int64))
@@ -190,7 +190,7 @@ def _read_semantic_inputs(synth: Synthesizer, labels: Path, instances: Path | No
     return items
 
 
-def _stem_key(p: Path, kind: str) -> str:
+def _stem_key(p: Path) -> str:
     """Matches Cityscapes-style names (x_gtFine_labelIds / x_gtFine_instanceIds) and plain equal stems."""
     stem = p.stem
     for suffix in ("_gtFine_labelIds", "_gtFine_instanceIds", "_labelIds", "_instanceIds"):

@@ -9,6 +9,8 @@ concat(S_g colour map, image) (Eq. 8-9).
 
 from __future__ import annotations
 
+import abc
+
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -56,15 +58,16 @@ def outputs_for_adversarial(out: Any, use_local: bool) -> dict[str, torch.Tensor
     return {"C": out.image, "G": out.image_global, "L": out.image_local}
 
 
-class Task:
+class Task(abc.ABC):
     """Shared recipe: D step and G step losses over the task's discriminators."""
 
     cfg: Config
     num_classes: int
     palette: Any
 
+    @abc.abstractmethod
     def d_names(self) -> list[str]:
-        raise NotImplementedError
+        """Names of the discriminators (keys of `Prepared.conditions`)."""
 
     # -- losses ------------------------------------------------------------------------------------------------
     def discriminator_losses(self, discriminators: dict[str, nn.Module], prep: Prepared,
@@ -126,8 +129,9 @@ class Task:
         return total, terms
 
     # -- sample grids ------------------------------------------------------------------------------------------
+    @abc.abstractmethod
     def grid_columns(self, prep: Prepared, out: Any) -> list[torch.Tensor]:
-        raise NotImplementedError
+        """The columns of a sample grid, each [B,3,H,W] in [0,1]."""
 
 
 class SemanticTask(Task):
