@@ -172,3 +172,23 @@ def test_combine_with_other_kernel_sizes_matches_dense_conv():
         w, b = torch.randn(2, 3 * C, k, k, dtype=torch.float64), torch.randn(2, dtype=torch.float64)
         expected = F.conv2d(I.dense().reshape(B, 3 * C, H, W), w, b, padding=k // 2)
         torch.testing.assert_close(combine_class_images(I, w, b), expected, rtol=0, atol=1e-12)
+
+
+def test_chunked_correlation_equals_one_batch_and_conv2d_forward_and_grads():
+    from lggan.models.class_conv import batched_correlation
+
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(7, 4, 12, 12, generator=g, dtype=torch.float64, requires_grad=True)
+    w = torch.randn(7, 3, 4, 5, 5, generator=g, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(7, 3, generator=g, dtype=torch.float64, requires_grad=True)
+    outs, grads = [], []
+    for chunk in (1000, 3, 1):  # one batch; uneven chunks; one window at a time
+        out = batched_correlation(x, w, b, chunk=chunk)
+        outs.append(out)
+        grads.append(torch.autograd.grad((out * out.detach().cos()).sum(), (x, w, b)))
+    conv = torch.stack([torch.nn.functional.conv2d(x[n : n + 1], w[n], b[n])[0] for n in range(7)])
+    torch.testing.assert_close(outs[0], conv)
+    for out, grad in zip(outs[1:], grads[1:]):
+        torch.testing.assert_close(out, outs[0])
+        for a, e in zip(grad, grads[0]):
+            torch.testing.assert_close(a, e)

@@ -76,20 +76,29 @@ class ClassImages:
         return full[..., : self.height, : self.width]
 
 
-def batched_correlation(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+CORRELATION_CHUNK = 256  # windows per batched matmul: bounds the [N, Cout*k*k, h*w] temporary (~75 MiB at ngf 64)
+
+
+def batched_correlation(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                        chunk: int = CORRELATION_CHUNK) -> torch.Tensor:
     """Valid cross-correlation of x[n] with its own weight[n] (what F.conv2d computes), for all n at once.
 
     x [N, Cin, h, w], weight [N, Cout, Cin, k, k], bias [N, Cout] or None -> [N, Cout, h-k+1, w-k+1].
     Written as one batched matmul P = W @ x (every input pixel's contribution to every kernel tap) followed by F.fold,
     which adds each contribution where it lands.  With only 3 output channels this runs several times faster than a
-    grouped convolution on CPU, forward and backward.
+    grouped convolution on CPU, forward and backward.  P (and its gradient) is the largest temporary of the local
+    branch, so the windows go through in chunks of `chunk`; each chunk is independent, so the result is the same.
     """
     N, cin, h, w = x.shape
     cout, k = weight.shape[1], weight.shape[-1]
     # Taps flipped: fold puts channel (c, k') of input pixel q at q + k', which must receive tap k-1-k' of q.
     W = weight.flip(-1, -2).permute(0, 1, 3, 4, 2).reshape(N, cout * k * k, cin)  # [N, Cout*k*k, Cin]
-    P = torch.bmm(W, x.reshape(N, cin, h * w))  # [N, Cout*k*k, h*w]
-    full = F.fold(P, output_size=(h + k - 1, w + k - 1), kernel_size=k)  # full correlation, [N, Cout, h+k-1, w+k-1]
+    x = x.reshape(N, cin, h * w)
+    parts = []
+    for start in range(0, N, max(1, chunk)):
+        P = torch.bmm(W[start : start + chunk], x[start : start + chunk])  # [n, Cout*k*k, h*w]
+        parts.append(F.fold(P, output_size=(h + k - 1, w + k - 1), kernel_size=k))  # full correlation
+    full = parts[0] if len(parts) == 1 else torch.cat(parts)  # [N, Cout, h+k-1, w+k-1]
     out = full[:, :, k - 1 : h, k - 1 : w]
     return out if bias is None else out + bias.view(N, cout, 1, 1)
 
