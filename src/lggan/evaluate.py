@@ -67,11 +67,11 @@ def _generate_semantic(synth, cfg, data_root: str | None, split: str, work: Path
     """Runs the generator over a split, writing generated/, real/ and labels/ with equal file names."""
     from .data import build_semantic_dataset, collate_semantic
 
+    from .tasks import semantic_dataset_options
+
     dc = cfg.data
-    kw: dict[str, Any] = dict(load_size=dc.load_size)
-    if dc.dataset == "custom":
-        kw.update(num_classes=dc.num_classes - (1 if dc.dontcare is not None else 0), dontcare=dc.dontcare)
-    ds = build_semantic_dataset(dc.dataset, data_root, split, crop_size=None, flip=False, **kw)
+    ds = build_semantic_dataset(dc.dataset, data_root, split, crop_size=None, flip=False,
+                                **semantic_dataset_options(dc))
     n = len(ds) if limit is None else min(limit, len(ds))
     from tqdm import tqdm
 

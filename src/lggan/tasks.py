@@ -19,7 +19,7 @@ import torch
 import torch.nn as nn
 
 from . import losses as L
-from .config import Config
+from .config import Config, DataConfig
 from .viz import gray_to_rgb, palette_to_rgb, to_unit
 
 
@@ -134,6 +134,15 @@ class Task(abc.ABC):
         """The columns of a sample grid, each [B,3,H,W] in [0,1]."""
 
 
+def semantic_dataset_options(dc: DataConfig) -> dict[str, Any]:
+    """Keyword arguments of `build_semantic_dataset` that follow from the data config (any split)."""
+    kw: dict[str, Any] = dict(load_size=dc.load_size)
+    if dc.dataset == "custom":
+        # data.num_classes counts one-hot channels: the files' classes plus one for a don't-care value.
+        kw.update(num_classes=dc.num_classes - (1 if dc.dontcare is not None else 0), dontcare=dc.dontcare)
+    return kw
+
+
 class SemanticTask(Task):
     """Semantic image synthesis: S (one-hot + instance edges) -> photo (paper §3, §4.2)."""
 
@@ -150,11 +159,8 @@ class SemanticTask(Task):
         from .data import build_semantic_dataset
 
         dc = self.cfg.data
-        kw: dict[str, Any] = dict(load_size=dc.load_size)
-        if dc.dataset == "custom":
-            # data.num_classes counts one-hot channels: the files' classes plus one for a don't-care value.
-            kw.update(num_classes=dc.num_classes - (1 if dc.dontcare is not None else 0), dontcare=dc.dontcare)
-        elif dc.dataset != "synth-city" and self.data_root is None:
+        kw = semantic_dataset_options(dc)
+        if dc.dataset not in ("custom", "synth-city") and self.data_root is None:
             raise ValueError(f"--data: the {dc.dataset} dataset needs its folder (data.root)")
         train = build_semantic_dataset(dc.dataset, self.data_root, "train", crop_size=dc.crop_size, flip=dc.flip,
                                        **kw)
