@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
+import traceback
 from pathlib import Path
 
-SEMANTIC_FORMATS = ("cityscapes", "ade20k", "coco-stuff", "custom", "synth-city")
-CROSSVIEW_FORMATS = ("crossview", "dayton", "cvusa")
+from .config import CROSSVIEW_DATASETS, SEMANTIC_DATASETS
+
+# `data inspect` also takes the released cross-view datasets by name (same 6/4-panel format as "crossview").
+CROSSVIEW_FORMATS = CROSSVIEW_DATASETS + ("dayton", "cvusa")
+DEBUG_ENV = "LGGAN_DEBUG"  # set to 1 for full tracebacks, as --debug does
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
@@ -146,18 +151,27 @@ def cmd_train_segmenter(a: argparse.Namespace) -> None:
     train_segmenter_cli(a)
 
 
+# On the main parser and every subcommand; SUPPRESS so that `lggan --debug train` is not reset by train's parser.
+_DEBUG = dict(action="store_true", default=argparse.SUPPRESS,
+              help=f"print the full traceback of an error (also: {DEBUG_ENV}=1)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="lggan",
         description="LGGAN (CVPR 2020): semantic image synthesis and cross-view image translation.",
         formatter_class=_Formatter,
+        epilog=f"Errors print one line and exit with code 2; --debug (or {DEBUG_ENV}=1) prints the full traceback.",
     )
+    p.add_argument("--debug", **_DEBUG)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", **_DEBUG)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    data = sub.add_parser("data", help="make or check datasets", formatter_class=_Formatter)
+    data = sub.add_parser("data", help="make or check datasets", formatter_class=_Formatter, parents=[common])
     dsub = data.add_subparsers(dest="data_command", metavar="DATA_COMMAND", required=True)
     s = dsub.add_parser("synth-city", help="generate the built-in synthetic street scenes (Cityscapes layout)",
-                        formatter_class=_Formatter)
+                        formatter_class=_Formatter, parents=[common])
     s.add_argument("--out", help="output folder (default: the cache folder that `lggan train` uses)")
     s.add_argument("--num-train", type=int, default=500)
     s.add_argument("--num-val", type=int, default=100)
@@ -168,7 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_synth_city)
 
     s = dsub.add_parser("synth-views", help="generate the built-in synthetic cross-view towns (6-panel format)",
-                        formatter_class=_Formatter)
+                        formatter_class=_Formatter, parents=[common])
     s.add_argument("--out", help="output folder (default: the cache folder that `lggan train` uses)")
     s.add_argument("--num-train", type=int, default=500)
     s.add_argument("--num-test", type=int, default=100)
@@ -179,9 +193,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.set_defaults(func=cmd_synth_views)
 
     s = dsub.add_parser("inspect", help="count pairs, sizes and class frequencies; list every problem found",
-                        formatter_class=_Formatter)
+                        formatter_class=_Formatter, parents=[common])
     s.add_argument("path", help="dataset root folder")
-    s.add_argument("--dataset", required=True, choices=SEMANTIC_FORMATS + CROSSVIEW_FORMATS)
+    s.add_argument("--dataset", required=True, choices=SEMANTIC_DATASETS + CROSSVIEW_FORMATS)
     s.add_argument("--split", default=None, help="one split (default: every split present)")
     s.add_argument("--num-classes", type=int, default=None, help="custom datasets: number of classes")
     s.add_argument("--dontcare", type=int, default=None, help="custom datasets: label value meaning don't care")
@@ -194,7 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
     from .config import PRESETS
 
     t = sub.add_parser("train", help="train LGGAN (no arguments: the synth preset on the built-in synthetic city)",
-                       formatter_class=_Formatter)
+                       formatter_class=_Formatter, parents=[common])
     t.add_argument("--preset", default=None, choices=list(PRESETS),
                    help="configuration preset (default: synth, or the run's own config with --resume)")
     t.add_argument("--data", default=None, help="dataset root (default: built-in synthetic data for synth presets)")
@@ -207,7 +221,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.set_defaults(func=cmd_train)
 
     g = sub.add_parser("generate", help="synthesise photos from label maps with a trained or converted generator",
-                       formatter_class=_Formatter)
+                       formatter_class=_Formatter, parents=[common])
     g.add_argument("--checkpoint", required=True,
                    help="run folder, checkpoint folder, or .safetensors file (ours or converted official)")
     g.add_argument("--labels", required=True, help="a label PNG or a folder of them (cross-view: 6/4-panel files)")
@@ -222,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.set_defaults(func=cmd_generate)
 
     c = sub.add_parser("convert-official", help="convert an official LGGAN generator checkpoint to ours",
-                       formatter_class=_Formatter)
+                       formatter_class=_Formatter, parents=[common])
     c.add_argument("input", help="official generator .pth (e.g. latest_net_G.pth)")
     c.add_argument("output", help="output .safetensors (a .json with the model arguments is written beside it)")
     c.set_defaults(func=cmd_convert)
@@ -230,29 +244,47 @@ def build_parser() -> argparse.ArgumentParser:
     from .evaluate import add_evaluate_arguments, add_train_segmenter_arguments
 
     e = sub.add_parser("evaluate", help="score a model or image folders with the paper's protocols",
-                       formatter_class=_Formatter)
+                       formatter_class=_Formatter, parents=[common])
     add_evaluate_arguments(e)
     e.set_defaults(func=cmd_evaluate)
     s = sub.add_parser("train-segmenter", help="train the built-in segmenter used for mIoU/accuracy",
-                       formatter_class=_Formatter)
+                       formatter_class=_Formatter, parents=[common])
     add_train_segmenter_arguments(s)
     s.set_defaults(func=cmd_train_segmenter)
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    from .checkpoint import CheckpointError
+def _error_message(e: BaseException) -> str:
+    """One line naming the file/argument and what is wrong (the library's own errors already read so)."""
+    if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in str(e.args[-1] if e.args else ""):
+        what = e.strerror or str(e)
+        if getattr(e, "errno", None) == 28:  # ENOSPC
+            what += " (disk full)"
+        return f"{e.filename}: {what}"
+    text = " ".join(str(e).split())
+    known = (ValueError, OSError, RuntimeError, ArithmeticError, LookupError)
+    if isinstance(e, known) and text:
+        return text
+    return f"{type(e).__name__}: {text or 'no message'} (an unexpected error: rerun with --debug or " \
+           f"{DEBUG_ENV}=1 for the traceback, and please report it)"
 
+
+def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    debug = getattr(args, "debug", False) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         code = args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError, FloatingPointError, CheckpointError) as e:
-        print(f"lggan {args.command}: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except (Exception, SystemExit) as e:
+        if isinstance(e, SystemExit):
+            raise
+        if debug:
+            traceback.print_exc()
+        print(f"lggan {args.command}: error: {_error_message(e)}", file=sys.stderr)
+        return 2
     return int(code or 0)
 
 

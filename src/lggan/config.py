@@ -9,19 +9,39 @@ import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from .io import atomic_write_text
 
-SEMANTIC_DATASETS = ("cityscapes", "ade20k", "coco-stuff", "custom", "synth-city")
-CROSSVIEW_DATASETS = ("crossview", "synth-views")
+# Every set of allowed values, declared once: config validation, `--set` parsing, the CLI's choices and its help
+# all read these (via `choices`).
+TaskName = Literal["semantic", "crossview"]
+SemanticDatasetName = Literal["cityscapes", "ade20k", "coco-stuff", "custom", "synth-city"]
+CrossViewDatasetName = Literal["crossview", "synth-views"]
+DatasetName = Literal[SemanticDatasetName, CrossViewDatasetName]
+LocalCombine = Literal["sum", "conv"]  # Eq. 3 / Eq. 4
+ClassPool = Literal["image", "mask"]
+GanMode = Literal["hinge", "vanilla"]
+AmpMode = Literal["auto", "bf16", "fp16", "off"]
+Direction = Literal["a2g", "g2a"]
+
+
+def choices(literal: Any) -> tuple[str, ...]:
+    """The allowed values of one of the Literal types above."""
+    return typing.get_args(literal)
+
+
+SEMANTIC_DATASETS = choices(SemanticDatasetName)
+CROSSVIEW_DATASETS = choices(CrossViewDatasetName)
+# Fields that shape the networks' weights or what they mean: a resumed run may not change them.
+ARCHITECTURE_FIELDS = ("model.", "data.num_classes", "data.use_instance")
 
 
 @dataclass
 class DataConfig:
     """Which data, where, and how it is resized/cropped. Sizes are (width, height)."""
 
-    dataset: str = "synth-city"
+    dataset: DatasetName = "synth-city"
     root: str | None = None  # None: the built-in synthetic data in the cache folder
     num_classes: int = 35  # one-hot channels of the label map (the local branch has one generator per class)
     use_instance: bool = True  # adds the instance-edge channel to the generator input
@@ -30,7 +50,7 @@ class DataConfig:
     crop_size: tuple[int, int] | None = None  # None: no random crop
     flip: bool = True
     num_workers: int = 2
-    direction: str = "a2g"  # cross-view only: a2g (aerial -> ground) or g2a
+    direction: Direction = "a2g"  # cross-view only: a2g (aerial -> ground) or g2a
 
     @property
     def semantic_nc(self) -> int:
@@ -42,15 +62,15 @@ class DataConfig:
 class ModelConfig:
     """Generator/discriminator architecture; at ngf = ndf = 64 the shapes equal the official release."""
 
-    task: str = "semantic"  # semantic | crossview
+    task: TaskName = "semantic"
     ngf: int = 64
     ndf: int = 64
     spade_hidden: int = 128
     num_res_blocks: int = 9
     use_local: bool = True  # False: S1, global generator only
-    local_combine: str = "conv"  # "sum" (Eq. 3) or "conv" (Eq. 4)
+    local_combine: LocalCombine = "conv"  # "sum" (Eq. 3) or "conv" (Eq. 4)
     use_weight_map: bool = True  # False: fixed equal fusion weights (S2-S4)
-    class_pool: str = "image"  # "image" (official) or "mask" (paper's semantic-guided pooling)
+    class_pool: ClassPool = "image"  # "image" (official) or "mask" (paper's semantic-guided pooling)
     num_d: int = 2
     d_layers: int = 4
 
@@ -59,7 +79,7 @@ class ModelConfig:
 class LossConfig:
     """Loss weights; a weight of 0 switches the term off (and skips its computation)."""
 
-    gan_mode: str = "hinge"  # hinge (semantic synthesis) | vanilla (cross-view)
+    gan_mode: GanMode = "hinge"  # hinge (semantic synthesis) | vanilla (cross-view)
     gan: float = 1.0
     feat_match: float = 10.0
     vgg: float = 10.0
@@ -83,7 +103,7 @@ class TrainConfig:
     beta2: float = 0.999
     ttur: bool = False  # G lr/2, D lr*2, beta2 0.9
     seed: int = 0
-    amp: str = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | off
+    amp: AmpMode = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | off
     device: str = "auto"
     log_every: int = 10
     sample_every: int = 500
@@ -136,6 +156,10 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
     """Converts a JSON value (or a string from the command line) to the field's declared type."""
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
+    if origin is Literal:
+        if value not in args:
+            raise ValueError(f"{name}={value!r}: expected one of {', '.join(map(str, args))}")
+        return value
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
             if type(None) in args:
@@ -208,20 +232,35 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
     return cfg
 
 
+def _flatten(d: dict[str, Any]) -> dict[str, Any]:
+    """{"model": {"ngf": 64}} -> {"model.ngf": 64}, values normalised as JSON stores them (tuples -> lists)."""
+    flat: dict[str, Any] = {}
+    for section, values in json.loads(json.dumps(d)).items():
+        if isinstance(values, dict):
+            flat.update({f"{section}.{k}": v for k, v in values.items()})
+        else:
+            flat[section] = values
+    return flat
+
+
+def config_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """Fields whose value differs between two config dicts: {"train.lr": (old, new)} (absent = None)."""
+    a, b = _flatten(old), _flatten(new)
+    return {k: (a.get(k), b.get(k)) for k in sorted(a.keys() | b.keys()) if a.get(k) != b.get(k)}
+
+
+def architecture_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """The changes among ARCHITECTURE_FIELDS (a prefix ending in "." covers its whole section)."""
+    return {k: v for k, v in config_changes(old, new).items()
+            if any(k.startswith(f) if f.endswith(".") else k == f for f in ARCHITECTURE_FIELDS)}
+
+
 def validate(cfg: Config) -> None:
     """Rejects inconsistent settings early, with the field's name."""
-    choices = {
-        "model.task": (cfg.model.task, ("semantic", "crossview")),
-        "model.local_combine": (cfg.model.local_combine, ("sum", "conv")),
-        "model.class_pool": (cfg.model.class_pool, ("image", "mask")),
-        "loss.gan_mode": (cfg.loss.gan_mode, ("hinge", "vanilla")),
-        "train.amp": (cfg.train.amp, ("auto", "bf16", "fp16", "off")),
-        "data.direction": (cfg.data.direction, ("a2g", "g2a")),
-        "data.dataset": (cfg.data.dataset, SEMANTIC_DATASETS + CROSSVIEW_DATASETS),
-    }
-    for name, (value, allowed) in choices.items():
-        if value not in allowed:
-            raise ValueError(f"{name}={value!r}: expected one of {', '.join(allowed)}")
+    for section in (cfg.data, cfg.model, cfg.loss, cfg.train):
+        for name, tp in typing.get_type_hints(type(section)).items():
+            if typing.get_origin(tp) is Literal:
+                _coerce(f"{_SECTION_NAMES[type(section)]}.{name}", getattr(section, name), tp)
     positive = {
         "data.num_classes": cfg.data.num_classes,
         "model.ngf": cfg.model.ngf,
@@ -264,6 +303,8 @@ def validate(cfg: Config) -> None:
                 f"data size {w}x{h}: the SPADE global generator needs width and height divisible by 32"
             )
 
+
+_SECTION_NAMES = {DataConfig: "data", ModelConfig: "model", LossConfig: "loss", TrainConfig: "train"}
 
 # ---------------------------------------------------------------------------------------------------------
 # Presets. Each is a function so that every call returns a fresh object.

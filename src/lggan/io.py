@@ -45,3 +45,98 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     """Writes UTF-8 text to `path` atomically."""
     atomic_write(path, lambda tmp: Path(tmp).write_text(text, encoding="utf-8"))
+
+
+def append_jsonl(path: str | os.PathLike, record: dict) -> None:
+    """Appends one JSON line (one write call, so a concurrent reader never sees half a line)."""
+    import json
+
+    with open(path, "a", encoding="utf-8") as f:
+        f.write(json.dumps(record) + "\n")
+
+
+class FolderBusyError(RuntimeError):
+    """Another process holds the folder's lock."""
+
+
+class RunLock:
+    """An exclusive advisory lock on a folder (`.lock` inside it), held for a whole run.
+
+    The lock is an OS file lock (flock on POSIX, msvcrt on Windows), so it is released when its process ends,
+    however it ends: a killed run never leaves a stale lock. The file names the holder's pid and host.
+    """
+
+    FILE = ".lock"
+
+    def __init__(self, folder: str | os.PathLike, what: str = "folder"):
+        self.path = Path(folder) / self.FILE
+        self.folder = Path(folder)
+        self.what = what
+        self._fd: int | None = None
+
+    def acquire(self) -> "RunLock":
+        import socket
+
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            _lock_fd(fd)
+        except OSError:
+            holder = _read_holder(fd)
+            os.close(fd)
+            raise FolderBusyError(
+                f"{self.what} {self.folder}: another process ({holder}) is using this folder; wait for it to end "
+                "or choose another folder"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()}\n".encode())
+        self._fd = fd
+        return self
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        try:
+            os.ftruncate(self._fd, 0)
+        finally:
+            _unlock_fd(self._fd)
+            os.close(self._fd)
+            self._fd = None
+
+    def __enter__(self) -> "RunLock":
+        return self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
+
+
+def _read_holder(fd: int) -> str:
+    try:
+        os.lseek(fd, 0, os.SEEK_SET)
+        text = os.read(fd, 200).decode(errors="replace").strip()
+    except OSError:
+        text = ""
+    return text or "pid unknown"
+
+
+def _lock_fd(fd: int) -> None:
+    """Non-blocking exclusive lock; OSError when another open file holds it."""
+    try:
+        import fcntl
+    except ImportError:  # Windows
+        import msvcrt
+
+        msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
+        return
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+
+
+def _unlock_fd(fd: int) -> None:
+    try:
+        import fcntl
+    except ImportError:
+        import msvcrt
+
+        os.lseek(fd, 0, os.SEEK_SET)
+        msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
+        return
+    fcntl.flock(fd, fcntl.LOCK_UN)

@@ -1,23 +1,28 @@
-"""The training loop: a D step then a G step per iteration; the rest (losses, networks, data) lives elsewhere.
+"""The training loop: build the run, then per iteration a D step and a G step; the rest lives elsewhere.
+
+Losses are in losses.py, the per-task recipes (data, networks, loss sums, sample grids) behind the `Task` seam in
+tasks.py, checkpoint files in checkpoint.py. This module only orchestrates:
+
+    build_run()  ->  [restore()]  ->  loop: prepare -> d_step() -> g_step() -> log / samples / save()
 
 Single process: `lggan train ...`. Several processes/GPUs/nodes: `torchrun --nproc_per_node N -m lggan train ...`
 (DistributedDataParallel, one DistributedSampler shard per rank, synchronised BatchNorm in SPADE on GPUs; rank 0
-alone writes logs, samples and checkpoints).
+alone holds the run folder's lock and writes logs, samples and checkpoints).
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
+import datetime
 import json
-import math
 import os
 import signal
 import time
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -25,8 +30,9 @@ import torch.nn as nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
 
 from . import checkpoint as ckpt
-from .config import Config
-from .tasks import Task, make_task, outputs_for_adversarial
+from .config import Config, architecture_changes, config_changes
+from .io import RunLock, append_jsonl
+from .tasks import Prepared, Task, make_task, outputs_for_adversarial
 from .viz import make_grid, save_png
 
 
@@ -47,7 +53,10 @@ def resolve_device(name: str) -> torch.device:
     """`auto` picks CUDA when present, else CPU; anything else is passed to torch.device (clear error if absent)."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
+    try:
+        dev = torch.device(name)
+    except RuntimeError:
+        raise ValueError(f"--device {name!r}: not a device name (auto, cpu, cuda, cuda:1, ...)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ValueError(f"train.device={name!r}: CUDA is not available on this machine")
     return dev
@@ -68,10 +77,29 @@ def setup_distributed(device_name: str) -> DistInfo:
     return DistInfo(rank, world, local, device, owns)
 
 
+# -- data ------------------------------------------------------------------------------------------------------
+
+
+class DataLoadError(ValueError):
+    """A training sample could not be loaded (raised in the main process with the worker's one-line reason)."""
+
+
+@dataclass
+class LoadFailure:
+    """What a worker returns instead of a batch when loading failed: picklable, so it crosses the worker queue.
+
+    Raising inside a worker would make the DataLoader re-raise a multi-line "Caught X in DataLoader worker"
+    wrapper; returning the reason lets the main process stop with the one line and shut the workers down.
+    """
+
+    message: str
+
+
 class SeededAugment(Dataset):
     """Wraps a dataset so that each sample's random crop/flip is drawn from a seed of (run seed, epoch, index).
 
     This makes augmentation independent of worker count and order, so `--resume` replays the exact same data.
+    A sample that fails to load comes back as a `LoadFailure` carrying the reason.
     """
 
     def __init__(self, base: Dataset, seed: int):
@@ -83,7 +111,34 @@ class SeededAugment(Dataset):
     def __getitem__(self, index: int):
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed((self.seed * 1_000_003 + self.epoch * 10_007 + index) % (2**63 - 1))
-            return self.base[index]
+            try:
+                return self.base[index]
+            except Exception as e:  # any reason a file cannot be read: reported once, in the main process
+                return LoadFailure(_one_line(e, f"training sample {index}"))
+
+
+def _one_line(e: BaseException, where: str) -> str:
+    """The reason on one line, naming the file: the datasets' own errors do; bare OS/decoder errors may not."""
+    if isinstance(e, OSError) and e.filename is not None:
+        return f"{e.filename}: {e.strerror or e}"
+    text = " ".join(str(e).split()) or type(e).__name__
+    return text if not isinstance(e, (OSError, SyntaxError, KeyError, IndexError)) else f"{where}: {text}"
+
+
+class SafeCollate:
+    """The task's collate, passing a `LoadFailure` of any sample through in place of the batch."""
+
+    def __init__(self, collate: Callable[[list[Any]], Any]):
+        self.collate = collate
+
+    def __call__(self, samples: list[Any]) -> Any:
+        for s in samples:
+            if isinstance(s, LoadFailure):
+                return s
+        try:
+            return self.collate(samples)
+        except Exception as e:
+            return LoadFailure(_one_line(e, "collating a batch"))
 
 
 class SkipBatches(BatchSampler):
@@ -103,10 +158,54 @@ def _ignore_stop_signals(worker_id: int) -> None:
     """DataLoader workers leave SIGINT/SIGTERM to the main process, which saves a checkpoint before it exits.
 
     A terminal's Ctrl-C (or a scheduler's SIGTERM to the process group) reaches the workers too; if they died on it,
-    the main process would crash on the lost worker instead of finishing its iteration and saving.
+    the main process would crash on the lost worker instead of finishing its iteration and saving. Because they
+    ignore SIGTERM, `epoch_batches` must shut them down itself on every way out (multiprocessing's exit handler
+    would otherwise wait forever for them).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
+@dataclass
+class TrainData:
+    """The sharded, seeded, resumable batch stream of the training split."""
+
+    dataset: SeededAugment
+    sampler: DistributedSampler
+    batches: SkipBatches
+    loader_kw: dict[str, Any]
+
+    @property
+    def iters_per_epoch(self) -> int:
+        return len(self.batches) if len(self.sampler) >= self.batches.batch_size else 0
+
+    def epoch_batches(self, epoch: int, skip: int) -> Iterator[Any]:
+        """Yields the batches of `epoch` after the first `skip`; stops every worker on any way out."""
+        self.sampler.set_epoch(epoch)
+        self.dataset.epoch = epoch
+        self.batches.skip = skip
+        iterator = iter(DataLoader(self.dataset, batch_sampler=self.batches, **self.loader_kw))
+        try:
+            for batch in iterator:
+                if isinstance(batch, LoadFailure):
+                    raise DataLoadError(batch.message)
+                yield batch
+        finally:
+            _stop_workers(iterator)
+
+
+def _stop_workers(iterator: Any) -> None:
+    """Shuts a DataLoader iterator's workers down now, killing any that does not exit within its timeout."""
+    shutdown = getattr(iterator, "_shutdown_workers", None)
+    if shutdown is not None:
+        shutdown()
+    for w in getattr(iterator, "_workers", []):
+        if w.is_alive():
+            w.kill()
+            w.join(timeout=5)
+
+
+# -- schedule, precision, bookkeeping ------------------------------------------------------------------------------
 
 
 def learning_rate(base: float, iteration: int, const_iters: int, decay_iters: int) -> float:
@@ -183,8 +282,10 @@ class RunLog:
     def close(self) -> None:
         if self.file:
             self.file.close()
+            self.file = None
         if self.tb:
             self.tb.close()
+            self.tb = None
 
 
 @dataclass
@@ -210,11 +311,11 @@ def _peak_memory_mb(device: torch.device) -> float:
         return float("nan")
 
 
-def _grads_finite(params: list[nn.Parameter]) -> bool:
-    grads = [p.grad for p in params if p.grad is not None]
-    if not grads:
-        return True
-    return bool(torch.isfinite(torch.stack([g.detach().float().norm() for g in grads])).all())
+def _all_finite(loss: torch.Tensor, params: list[nn.Parameter]) -> bool:
+    """Whether the loss and every gradient are finite: one fused reduction, one host sync."""
+    grads = [p.grad.detach() for p in params if p.grad is not None]
+    norms = torch._foreach_norm(grads) if grads else []
+    return bool(torch.isfinite(torch.stack([loss.detach().float(), *[n.float() for n in norms]])).all())
 
 
 def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
@@ -233,250 +334,401 @@ def build_vgg(cfg: Config, device: torch.device) -> nn.Module | None:
     return VGGLoss(weights_path=cfg.loss.vgg_weights).to(device).eval()
 
 
-def train(cfg: Config, out_dir: str | os.PathLike, data_root: str | None = None, resume: bool = False) -> TrainResult:
-    """Trains `cfg` into the run folder `out_dir`; with `resume`, continues from its newest good checkpoint."""
-    di = setup_distributed(cfg.train.device)
-    device, tc = di.device, cfg.train
-    if tc.threads:
-        torch.set_num_threads(tc.threads)
-    run_dir = Path(out_dir)
-    if di.is_main:
-        run_dir.mkdir(parents=True, exist_ok=True)
+# -- the run -------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class TrainRun:
+    """Everything the loop needs, built once before it (networks, optimisers, data, schedule, counters)."""
+
+    cfg: Config
+    task: Task
+    dist: DistInfo
+    run_dir: Path
+    G: nn.Module  # DDP-wrapped when distributed
+    Ds: nn.ModuleDict  # the plain discriminators (G step, saving)
+    D_train: dict[str, nn.Module]  # what the D step calls (DDP wrappers when distributed)
+    G_ema: nn.Module | None
+    vgg: nn.Module | None
+    opt_g: torch.optim.Optimizer
+    opt_d: torch.optim.Optimizer
+    scaler_g: torch.amp.GradScaler
+    scaler_d: torch.amp.GradScaler
+    g_lr: float
+    d_lr: float
+    amp_dtype: torch.dtype | None
+    data: TrainData
+    total: int  # the iteration the run stops at
+    const_iters: int
+    decay_iters: int
+    sample_prep: Prepared | None  # the fixed batch of every sample grid (rank 0)
+    log: RunLog
+    lock: RunLock | None
+    iteration: int = 0
+    last_ckpt: Path | None = None
+    g_params: list[nn.Parameter] = field(default_factory=list)
+    d_params: list[nn.Parameter] = field(default_factory=list)
+
+    @property
+    def device(self) -> torch.device:
+        return self.dist.device
+
+    def autocast(self):
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+
+
+def _claim_run_folder(run_dir: Path, resume: bool) -> RunLock:
+    """Locks the run folder for this process (a second run on it fails, naming the holder's pid), then checks it."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    lock = RunLock(run_dir, what="--out")
+    lock.acquire()
+    try:
+        for note in ckpt.clean_stale_files(run_dir):
+            print(f"{run_dir}: {note}", flush=True)
         existing = ckpt.list_checkpoints(run_dir)
         if existing and not resume:
             raise FileExistsError(
                 f"--out {run_dir}: already holds checkpoints (newest {existing[-1].name}); pass --resume to "
                 "continue it, or choose another folder"
             )
-    task: Task = make_task(cfg, data_root)
+    except BaseException:
+        lock.release()
+        raise
+    return lock
+
+
+def _build_data(cfg: Config, task: Task, di: DistInfo):
+    tc = cfg.train
     train_set, val_set = task.build_datasets()
     if len(train_set) < tc.batch_size * di.world_size:
         raise ValueError(
             f"train.batch_size={tc.batch_size}: the training split has only {len(train_set)} samples for "
             f"{di.world_size} process(es)"
         )
-
-    torch.manual_seed(tc.seed)  # same initial weights on every rank
-    G = task.build_generator().to(device)
-    Ds = task.build_discriminators().to(device)
-    G_ema = copy.deepcopy(G).eval().requires_grad_(False) if tc.ema_decay > 0 else None
-    vgg = build_vgg(cfg, device)
-
-    g_lr, d_lr, beta2 = tc.lr, tc.lr, tc.beta2
-    if tc.ttur:
-        g_lr, d_lr, beta2 = tc.lr / 2, tc.lr * 2, 0.9
-    opt_g = torch.optim.Adam(G.parameters(), lr=g_lr, betas=(tc.beta1, beta2))
-    opt_d = torch.optim.Adam(Ds.parameters(), lr=d_lr, betas=(tc.beta1, beta2))
-    amp_dtype, use_scaler = amp_settings(tc.amp, device)
-    scaler_g = torch.amp.GradScaler("cuda", enabled=use_scaler)
-    scaler_d = torch.amp.GradScaler("cuda", enabled=use_scaler)
-
-    iteration = 0
-    if resume:
-        found = ckpt.load_latest(run_dir)
-        if found is None:
-            raise FileNotFoundError(f"--resume: no loadable checkpoint in {run_dir / ckpt.CKPT_DIR}")
-        G.load_state_dict(found.generator)
-        Ds.load_state_dict(found.discriminator)
-        if G_ema is not None:
-            G_ema.load_state_dict(found.generator_ema or found.generator)
-        opt_g.load_state_dict(found.state["opt_g"])
-        opt_d.load_state_dict(found.state["opt_d"])
-        if use_scaler and "scaler_g" in found.state:
-            scaler_g.load_state_dict(found.state["scaler_g"])
-            scaler_d.load_state_dict(found.state["scaler_d"])
-        if "torch_rng" in found.state:
-            torch.set_rng_state(found.state["torch_rng"])
-        iteration = found.iteration
-        if di.is_main:
-            print(f"resumed from {found.path} (iteration {iteration})", flush=True)
-
-    # D_train: what the D step calls (DDP wrappers when distributed); Ds: the plain modules (G step, saving).
-    D_train: dict[str, nn.Module] = dict(Ds.items())
-    if di.world_size > 1:
-        if device.type == "cuda":  # SyncBatchNorm runs on GPUs only; on CPU (gloo) DDP broadcasts BN buffers
-            G = nn.SyncBatchNorm.convert_sync_batchnorm(G)
-        # The per-class weights are one stacked tensor, so classes absent from a batch still get (zero) gradients;
-        # only the classifier goes unused, when the class loss is off.
-        ddp_kw = dict(device_ids=[device.index] if device.type == "cuda" else None)
-        unused = cfg.model.use_local and cfg.loss.class_ce == 0
-        G = nn.parallel.DistributedDataParallel(G, find_unused_parameters=unused, **ddp_kw)
-        D_train = {k: nn.parallel.DistributedDataParallel(v, **ddp_kw) for k, v in Ds.items()}
-
     sampler = DistributedSampler(train_set, num_replicas=di.world_size, rank=di.rank, shuffle=True, seed=tc.seed,
                                  drop_last=True)
-    batches = SkipBatches(sampler, tc.batch_size)
-    seeded = SeededAugment(train_set, tc.seed)
-    loader_kw = dict(num_workers=cfg.data.num_workers, collate_fn=task.collate,
-                     pin_memory=device.type == "cuda", persistent_workers=False,
-                     worker_init_fn=_ignore_stop_signals if cfg.data.num_workers > 0 else None)
-    iters_per_epoch = len(batches) if len(sampler) >= tc.batch_size else 0
-    const_iters = tc.epochs_const * iters_per_epoch
-    decay_iters = tc.epochs_decay * iters_per_epoch
-    total = tc.iterations if tc.iterations is not None else const_iters + decay_iters
+    workers = cfg.data.num_workers
+    loader_kw = dict(num_workers=workers, collate_fn=SafeCollate(task.collate),
+                     pin_memory=di.device.type == "cuda", persistent_workers=False,
+                     worker_init_fn=_ignore_stop_signals if workers > 0 else None)
+    data = TrainData(SeededAugment(train_set, tc.seed), sampler, SkipBatches(sampler, tc.batch_size), loader_kw)
+    return data, train_set, val_set
 
-    sample_prep = None
-    if di.is_main:
-        cfg.save_json(run_dir / "config.json")
-        sample_src = val_set if val_set is not None and len(val_set) > 0 else train_set
-        n = min(tc.num_samples, len(sample_src))
-        sample_batch = task.collate([sample_src[i] for i in range(n)])
-        sample_prep = task.prepare(sample_batch, device)
-    log = RunLog(run_dir, di.is_main)
-    progress = tc.progress and di.is_main
 
-    def state_dict() -> dict[str, Any]:
-        st = {"opt_g": opt_g.state_dict(), "opt_d": opt_d.state_dict(), "seed": tc.seed,
-              "torch_rng": torch.get_rng_state()}
-        if use_scaler:
-            st.update(scaler_g=scaler_g.state_dict(), scaler_d=scaler_d.state_dict())
-        return st
+def build_run(cfg: Config, out_dir: str | os.PathLike, data_root: str | None, resume: bool) -> TrainRun:
+    """Builds the networks, optimisers, data and schedule of a run (fresh weights; `restore` loads a checkpoint)."""
+    di = setup_distributed(cfg.train.device)
+    device, tc = di.device, cfg.train
+    if tc.threads:
+        torch.set_num_threads(tc.threads)
+    run_dir = Path(out_dir)
+    lock = _claim_run_folder(run_dir, resume) if di.is_main else None
+    try:
+        task = make_task(cfg, data_root)
+        data, train_set, val_set = _build_data(cfg, task, di)
 
-    last_ckpt: Path | None = None
+        torch.manual_seed(tc.seed)  # same initial weights on every rank
+        G = task.build_generator().to(device)
+        Ds = task.build_discriminators().to(device)
+        G_ema = copy.deepcopy(G).eval().requires_grad_(False) if tc.ema_decay > 0 else None
+        vgg = build_vgg(cfg, device)
 
-    def save() -> Path | None:
-        nonlocal last_ckpt
+        g_lr, d_lr, beta2 = tc.lr, tc.lr, tc.beta2
+        if tc.ttur:
+            g_lr, d_lr, beta2 = tc.lr / 2, tc.lr * 2, 0.9
+        opt_g = torch.optim.Adam(G.parameters(), lr=g_lr, betas=(tc.beta1, beta2))
+        opt_d = torch.optim.Adam(Ds.parameters(), lr=d_lr, betas=(tc.beta1, beta2))
+        amp_dtype, use_scaler = amp_settings(tc.amp, device)
+
+        ipe = data.iters_per_epoch
+        const_iters, decay_iters = tc.epochs_const * ipe, tc.epochs_decay * ipe
+        total = tc.iterations if tc.iterations is not None else const_iters + decay_iters
+
+        sample_prep = None
         if di.is_main:
-            last_ckpt = ckpt.save_checkpoint(run_dir, iteration, unwrap(G), Ds,
-                                             state_dict(), cfg.to_dict(), G_ema, keep_last=tc.keep_last)
-        if di.world_size > 1:
-            dist.barrier()
-        return last_ckpt
+            sample_src = val_set if val_set is not None and len(val_set) > 0 else train_set
+            n = min(tc.num_samples, len(sample_src))
+            sample_prep = task.prepare(task.collate([sample_src[i] for i in range(n)]), device)
+        run = TrainRun(
+            cfg=cfg, task=task, dist=di, run_dir=run_dir, G=G, Ds=Ds, D_train=dict(Ds.items()), G_ema=G_ema,
+            vgg=vgg, opt_g=opt_g, opt_d=opt_d, scaler_g=torch.amp.GradScaler("cuda", enabled=use_scaler),
+            scaler_d=torch.amp.GradScaler("cuda", enabled=use_scaler), g_lr=g_lr, d_lr=d_lr, amp_dtype=amp_dtype,
+            data=data, total=total, const_iters=const_iters, decay_iters=decay_iters, sample_prep=sample_prep,
+            log=RunLog(run_dir, False), lock=lock,
+        )
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return run
 
-    def write_samples() -> None:
-        if not di.is_main:
-            return
-        gen = G_ema if G_ema is not None else unwrap(G)
-        was_training = gen.training
-        gen.eval()
-        with torch.no_grad():
-            out = gen(*sample_prep.gen_inputs)
-        gen.train(was_training)
-        grid = make_grid(task.grid_columns(sample_prep, out))
-        save_png(grid, run_dir / "samples" / f"iter_{iteration:08d}.png")
 
-    autocast = (lambda: torch.autocast(device.type, dtype=amp_dtype)) if amp_dtype else contextlib.nullcontext
-    g_params = [p for p in G.parameters() if p.requires_grad]
-    d_params = [p for p in Ds.parameters() if p.requires_grad]
-    nonfinite_streak = 0
-    stopped_by = "finished"
-    images_seen, t_start = 0, time.time()
-    ips = 0.0
+def _wrap_distributed(run: TrainRun) -> None:
+    """DDP wrappers for G and the D step's discriminators (after `restore`, which loads plain modules)."""
+    if run.dist.world_size <= 1:
+        return
+    cfg, device = run.cfg, run.device
+    if device.type == "cuda":  # SyncBatchNorm runs on GPUs only; on CPU (gloo) DDP broadcasts BN buffers
+        run.G = nn.SyncBatchNorm.convert_sync_batchnorm(run.G)
+    # The per-class weights are one stacked tensor, so classes absent from a batch still get (zero) gradients;
+    # only the classifier goes unused, when the class loss is off.
+    ddp_kw = dict(device_ids=[device.index] if device.type == "cuda" else None)
+    unused = cfg.model.use_local and cfg.loss.class_ce == 0
+    run.G = nn.parallel.DistributedDataParallel(run.G, find_unused_parameters=unused, **ddp_kw)
+    run.D_train = {k: nn.parallel.DistributedDataParallel(v, **ddp_kw) for k, v in run.Ds.items()}
 
-    with _StopFlag() as stop:
-        while iteration < total and iters_per_epoch > 0:
-            epoch, in_epoch = divmod(iteration, iters_per_epoch)
-            sampler.set_epoch(epoch)
-            seeded.epoch = epoch
-            batches.skip = in_epoch
-            loader = DataLoader(seeded, batch_sampler=batches, **loader_kw)
-            bar = None
-            if progress:
-                from tqdm import tqdm
 
-                bar = tqdm(total=iters_per_epoch, initial=in_epoch, desc=f"epoch {epoch}", dynamic_ncols=True,
-                           leave=False)
-            for batch in loader:
-                t0 = time.time()
-                lr_scale = learning_rate(1.0, iteration, const_iters, decay_iters)
-                for group in opt_g.param_groups:
-                    group["lr"] = g_lr * lr_scale
-                for group in opt_d.param_groups:
-                    group["lr"] = d_lr * lr_scale
-                prep = task.prepare(batch, device)
+# -- checkpoints ---------------------------------------------------------------------------------------------------
 
-                # D step: fakes from the current G without tracking its graph.
-                with torch.no_grad(), autocast():
-                    out = unwrap(G)(*prep.gen_inputs)
-                fakes = outputs_for_adversarial(out, cfg.model.use_local)
-                Ds.requires_grad_(True)
-                with autocast():
-                    d_loss, d_terms = task.discriminator_losses(D_train, prep, fakes)
-                opt_d.zero_grad(set_to_none=True)
-                scaler_d.scale(d_loss).backward()
-                scaler_d.unscale_(opt_d)
-                d_ok = use_scaler or _grads_finite(d_params)
-                if d_ok:
-                    scaler_d.step(opt_d)
-                scaler_d.update()
 
-                # G step: the discriminators are frozen and called without DDP bookkeeping.
-                Ds.requires_grad_(False)
-                with autocast():
-                    out = G(*prep.gen_inputs)
-                    g_loss, g_terms = task.generator_losses(dict(Ds.items()), prep, out, vgg)
-                opt_g.zero_grad(set_to_none=True)
-                scaler_g.scale(g_loss).backward()
-                scaler_g.unscale_(opt_g)
-                g_ok = use_scaler or _grads_finite(g_params)
-                if g_ok:
-                    scaler_g.step(opt_g)
-                    if G_ema is not None:
-                        _ema_update(G_ema, unwrap(G), tc.ema_decay)
-                scaler_g.update()
+def training_state(run: TrainRun) -> dict[str, Any]:
+    """Optimiser/scaler/RNG state saved beside the weights, so `--resume` continues exactly."""
+    st = {"opt_g": run.opt_g.state_dict(), "opt_d": run.opt_d.state_dict(), "seed": run.cfg.train.seed,
+          "torch_rng": torch.get_rng_state()}
+    if run.scaler_g.is_enabled():
+        st.update(scaler_g=run.scaler_g.state_dict(), scaler_d=run.scaler_d.state_dict())
+    return st
 
-                if d_ok and g_ok and math.isfinite(float(g_loss.detach())) and math.isfinite(float(d_loss.detach())):
-                    nonfinite_streak = 0
-                else:
-                    nonfinite_streak += 1
-                    opt_g.zero_grad(set_to_none=True)
-                    opt_d.zero_grad(set_to_none=True)
-                    if di.is_main:
-                        warnings.warn(f"iteration {iteration}: non-finite loss or gradients, step skipped "
-                                      f"({nonfinite_streak} in a row)", stacklevel=1)
-                iteration += 1
-                images_seen += tc.batch_size * di.world_size
-                dt = max(time.time() - t0, 1e-9)
-                ips = 0.9 * ips + 0.1 * (tc.batch_size * di.world_size / dt) if ips else tc.batch_size / dt
 
-                terms = {k: float(v) for k, v in {**d_terms, **g_terms}.items()}
+def save(run: TrainRun) -> Path | None:
+    """Rank 0 writes checkpoints/iter_N atomically; the other ranks wait for it."""
+    if run.dist.is_main:
+        run.last_ckpt = ckpt.save_checkpoint(run.run_dir, run.iteration, unwrap(run.G), run.Ds, training_state(run),
+                                             run.cfg.to_dict(), run.G_ema, keep_last=run.cfg.train.keep_last)
+    if run.dist.world_size > 1:
+        dist.barrier()
+    return run.last_ckpt
+
+
+def _check_config_change(run: TrainRun, found: ckpt.Checkpoint) -> dict[str, tuple[Any, Any]]:
+    """Compares the config the checkpoint was trained with to this one: architecture changes are an error."""
+    saved = found.config
+    if saved is None and (run.run_dir / "config.json").is_file():
+        saved = json.loads((run.run_dir / "config.json").read_text())
+    if saved is None:
+        return {}
+    new = run.cfg.to_dict()
+    arch = architecture_changes(saved, new)
+    if arch:
+        diff = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in arch.items())
+        raise ValueError(f"--resume {run.run_dir}: the checkpoint {found.path.name} was trained with another "
+                         f"architecture ({diff}); resume with the run's own settings or start a new --out")
+    return config_changes(saved, new)
+
+
+def restore(run: TrainRun, found: ckpt.Checkpoint) -> None:
+    """Loads weights, optimiser and RNG state of a checkpoint into the run; records a changed config."""
+    changes = _check_config_change(run, found)
+    try:
+        run.G.load_state_dict(found.generator)
+        run.Ds.load_state_dict(found.discriminator)
+        if run.G_ema is not None:
+            run.G_ema.load_state_dict(found.generator_ema or found.generator)
+        run.opt_g.load_state_dict(found.state["opt_g"])
+        run.opt_d.load_state_dict(found.state["opt_d"])
+    except (RuntimeError, KeyError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0]
+        raise ckpt.CheckpointError(f"{found.path}: does not fit this model ({reason})") from None
+    if run.scaler_g.is_enabled() and "scaler_g" in found.state:
+        run.scaler_g.load_state_dict(found.state["scaler_g"])
+        run.scaler_d.load_state_dict(found.state["scaler_d"])
+    if "torch_rng" in found.state:
+        torch.set_rng_state(found.state["torch_rng"])
+    run.iteration = found.iteration
+    run.last_ckpt = found.path  # already on disk: a resume that trains nothing writes nothing
+    if run.dist.is_main:
+        print(f"resumed from {found.path} (iteration {run.iteration})", flush=True)
+        if changes:
+            print("config changed since the run started: " + ", ".join(
+                f"{k} {a!r} -> {b!r}" for k, (a, b) in changes.items()), flush=True)
+            append_jsonl(run.run_dir / "config_changes.jsonl", {
+                "iteration": run.iteration, "time": datetime.datetime.now().isoformat(timespec="seconds"),
+                "checkpoint": found.path.name, "changes": {k: [a, b] for k, (a, b) in changes.items()},
+            })
+
+
+# -- the steps -----------------------------------------------------------------------------------------------------
+
+
+def _backward_and_step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler, loss: torch.Tensor,
+                       params: list[nn.Parameter]) -> bool:
+    """Backward, then the optimiser step unless the loss or a gradient is non-finite; returns whether it stepped."""
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if scaler.is_enabled():  # fp16: the scaler skips steps with inf/NaN gradients itself and lowers its scale
+        scaler.step(opt)
+        scaler.update()
+        return bool(torch.isfinite(loss.detach()))
+    ok = _all_finite(loss, params)
+    if ok:
+        opt.step()
+    return ok
+
+
+def d_step(run: TrainRun, prep: Prepared) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
+    """Discriminator step: real image vs the detached fakes of the current G (Eq. 8-9 of the paper)."""
+    with torch.no_grad(), run.autocast():
+        out = unwrap(run.G)(*prep.gen_inputs)
+    fakes = outputs_for_adversarial(out, run.cfg.model.use_local)
+    run.Ds.requires_grad_(True)
+    with run.autocast():
+        loss, terms = run.task.discriminator_losses(run.D_train, prep, fakes)
+    return loss, terms, _backward_and_step(run.opt_d, run.scaler_d, loss, run.d_params)
+
+
+def g_step(run: TrainRun, prep: Prepared) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
+    """Generator step: the discriminators are frozen and called without DDP bookkeeping; EMA follows G."""
+    run.Ds.requires_grad_(False)
+    with run.autocast():
+        out = run.G(*prep.gen_inputs)
+        loss, terms = run.task.generator_losses(dict(run.Ds.items()), prep, out, run.vgg)
+    ok = _backward_and_step(run.opt_g, run.scaler_g, loss, run.g_params)
+    if ok and run.G_ema is not None:
+        _ema_update(run.G_ema, unwrap(run.G), run.cfg.train.ema_decay)
+    return loss, terms, ok
+
+
+def set_learning_rates(run: TrainRun) -> float:
+    scale = learning_rate(1.0, run.iteration, run.const_iters, run.decay_iters)
+    for group in run.opt_g.param_groups:
+        group["lr"] = run.g_lr * scale
+    for group in run.opt_d.param_groups:
+        group["lr"] = run.d_lr * scale
+    return scale
+
+
+def write_samples(run: TrainRun) -> None:
+    """Rank 0: the sample grid of the fixed batch through the EMA generator (or G) in eval mode."""
+    if not run.dist.is_main:
+        return
+    gen = run.G_ema if run.G_ema is not None else unwrap(run.G)
+    was_training = gen.training
+    gen.eval()
+    with torch.no_grad():
+        out = gen(*run.sample_prep.gen_inputs)
+    gen.train(was_training)
+    grid = make_grid(run.task.grid_columns(run.sample_prep, out))
+    save_png(grid, run.run_dir / "samples" / f"iter_{run.iteration:08d}.png")
+
+
+def _log_record(run: TrainRun, epoch: int, lr_scale: float, ips: float, d_loss: torch.Tensor, g_loss: torch.Tensor,
+                terms: dict[str, torch.Tensor]) -> dict[str, Any]:
+    """Every loss term as a float: the one host sync of a log step (all values in one transfer)."""
+    names = ["D_total", "G_total", *terms]
+    values = torch.stack([d_loss.detach().float(), g_loss.detach().float(),
+                          *[v.detach().float().reshape(()) for v in terms.values()]]).tolist()
+    return {"iteration": run.iteration, "epoch": epoch, "lr_g": run.g_lr * lr_scale, "lr_d": run.d_lr * lr_scale,
+            "img_per_s": ips, **dict(zip(names, values))}
+
+
+def _finish(run: TrainRun, stopped_by: str) -> None:
+    """End of the loop: align BN statistics across ranks, save the last iteration, write its samples."""
+    if run.dist.world_size > 1:
+        # Batch-norm statistics drift apart when each rank updates them on its own shard; rank 0's win.
+        for buf in unwrap(run.G).buffers():
+            dist.broadcast(buf, 0)
+    if run.last_ckpt is None or run.last_ckpt.name != f"iter_{run.iteration:08d}":
+        save(run)
+    if run.iteration % run.cfg.train.sample_every != 0 and run.dist.is_main:
+        write_samples(run)
+
+
+def _start(run: TrainRun, resume: bool) -> None:
+    """Restore (with --resume), write the resolved config, open the log, then wrap for DDP."""
+    if resume:
+        found = ckpt.load_latest(run.run_dir)
+        if found is None:
+            raise FileNotFoundError(f"--resume: no loadable checkpoint in {run.run_dir / ckpt.CKPT_DIR}")
+        restore(run, found)
+    if run.dist.is_main:
+        run.cfg.save_json(run.run_dir / "config.json")
+        run.log = RunLog(run.run_dir, True)
+    _wrap_distributed(run)
+    run.g_params = [p for p in run.G.parameters() if p.requires_grad]
+    run.d_params = [p for p in run.Ds.parameters() if p.requires_grad]
+
+
+def train(cfg: Config, out_dir: str | os.PathLike, data_root: str | None = None, resume: bool = False) -> TrainResult:
+    """Trains `cfg` into the run folder `out_dir`; with `resume`, continues from its newest good checkpoint."""
+    run = build_run(cfg, out_dir, data_root, resume)
+    tc, di = cfg.train, run.dist
+    try:
+        _start(run, resume)
+        ipe = run.data.iters_per_epoch
+        progress = tc.progress and di.is_main
+        nonfinite_streak, stopped_by = 0, "finished"
+        images_seen, t_start, ips = 0, time.time(), 0.0
+        with _StopFlag() as stop:
+            while run.iteration < run.total and ipe > 0 and stopped_by == "finished":
+                epoch, in_epoch = divmod(run.iteration, ipe)
+                bar = None
+                if progress:
+                    from tqdm import tqdm
+
+                    bar = tqdm(total=ipe, initial=in_epoch, desc=f"epoch {epoch}", dynamic_ncols=True, leave=False)
+                for batch in run.data.epoch_batches(epoch, in_epoch):
+                    t0 = time.time()
+                    lr_scale = set_learning_rates(run)
+                    prep = run.task.prepare(batch, run.device)
+                    d_loss, d_terms, d_ok = d_step(run, prep)
+                    g_loss, g_terms, g_ok = g_step(run, prep)
+                    if d_ok and g_ok:
+                        nonfinite_streak = 0
+                    else:
+                        nonfinite_streak += 1
+                        run.opt_g.zero_grad(set_to_none=True)
+                        run.opt_d.zero_grad(set_to_none=True)
+                        if di.is_main:
+                            warnings.warn(f"iteration {run.iteration}: non-finite loss or gradients, step skipped "
+                                          f"({nonfinite_streak} in a row)", stacklevel=1)
+                    run.iteration += 1
+                    step_images = tc.batch_size * di.world_size
+                    images_seen += step_images
+                    dt = max(time.time() - t0, 1e-9)
+                    ips = 0.9 * ips + 0.1 * (step_images / dt) if ips else step_images / dt
+                    if bar is not None:
+                        bar.update(1)
+                    if run.iteration % tc.log_every == 0 or run.iteration == run.total:
+                        record = _log_record(run, epoch, lr_scale, ips, d_loss, g_loss, {**d_terms, **g_terms})
+                        run.log.write(record)
+                        if bar is not None:
+                            bar.set_postfix(img_s=f"{ips:.1f}", D=f"{record['D_total']:.3f}",
+                                            G=f"{record['G_total']:.3f}")
+                    if nonfinite_streak >= tc.max_nonfinite:
+                        stopped_by = "nonfinite"
+                        break
+                    if run.iteration % tc.sample_every == 0:
+                        write_samples(run)
+                    if run.iteration % tc.checkpoint_every == 0:
+                        save(run)
+                    if stop.signal is not None:
+                        stopped_by = "signal"
+                        break
+                    if run.iteration >= run.total:
+                        break
                 if bar is not None:
-                    bar.update(1)
-                    bar.set_postfix(img_s=f"{ips:.1f}", D=f"{float(d_loss.detach()):.3f}", G=f"{float(g_loss.detach()):.3f}")
-                if iteration % tc.log_every == 0 or iteration == total:
-                    log.write({"iteration": iteration, "epoch": epoch, "lr_g": g_lr * lr_scale,
-                               "lr_d": d_lr * lr_scale, "img_per_s": ips, "D_total": float(d_loss.detach()),
-                               "G_total": float(g_loss.detach()), **terms})
-                if nonfinite_streak >= tc.max_nonfinite:
-                    stopped_by = "nonfinite"
-                    break
-                if iteration % tc.sample_every == 0:
-                    write_samples()
-                if iteration % tc.checkpoint_every == 0:
-                    save()
-                if stop.signal is not None or iteration >= total:
-                    break
-            if bar is not None:
-                bar.close()
+                    bar.close()
+                if stop.signal is not None and stopped_by == "finished":
+                    stopped_by = "signal"
             if stopped_by == "nonfinite":
-                break
-            if stop.signal is not None:
-                stopped_by = "signal"
-                break
-
-        if stopped_by == "nonfinite":
-            log.close()
-            raise FloatingPointError(
-                f"training stopped at iteration {iteration}: {nonfinite_streak} consecutive non-finite losses or "
-                f"gradients (train.max_nonfinite={tc.max_nonfinite}); the last good checkpoint is kept "
-                f"({last_ckpt or 'none written in this run'}); try a lower train.lr or train.amp=off"
-            )
-        if di.world_size > 1:
-            # Batch-norm statistics drift apart when each rank updates them on its own shard; rank 0's win.
-            for buf in unwrap(G).buffers():
-                dist.broadcast(buf, 0)
-        if last_ckpt is None or last_ckpt.name != f"iter_{iteration:08d}":
-            save()
-        if iteration % tc.sample_every != 0:
-            write_samples()
-    log.close()
+                raise FloatingPointError(
+                    f"training stopped at iteration {run.iteration}: {nonfinite_streak} consecutive non-finite "
+                    f"losses or gradients (train.max_nonfinite={tc.max_nonfinite}); the last good checkpoint is "
+                    f"kept ({run.last_ckpt or 'none written in this run'}); try a lower train.lr or train.amp=off"
+                )
+            _finish(run, stopped_by)
+    finally:
+        run.log.close()
+        if run.lock is not None:
+            run.lock.release()
     if di.owns_group:
         dist.destroy_process_group()
     elapsed = time.time() - t_start
-    result = TrainResult(run_dir, iteration, stopped_by, last_ckpt, images_seen / max(elapsed, 1e-9),
-                         _peak_memory_mb(device), unwrap(G), stop.signal)
+    result = TrainResult(run.run_dir, run.iteration, stopped_by, run.last_ckpt, images_seen / max(elapsed, 1e-9),
+                         _peak_memory_mb(run.device), unwrap(run.G), stop.signal)
     if di.is_main and stopped_by == "signal":
-        print(f"stopped by signal {stop.signal}: checkpoint saved at iteration {iteration} ({last_ckpt}); "
+        print(f"stopped by signal {stop.signal}: checkpoint saved at iteration {run.iteration} ({run.last_ckpt}); "
               f"continue with --resume", flush=True)
     return result
-

@@ -1,0 +1,300 @@
+"""The training core under faults: data errors in loader workers, two runs on one folder, re-saves, config changes
+on resume, a full disk, and the command line's one-line errors."""
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lggan import checkpoint as ckpt
+from lggan.cli import main
+from lggan.io import FolderBusyError, RunLock
+from lggan.train import train
+
+from test_train import TINY, tiny_cfg
+
+TINY_SET = [a for item in TINY for a in ("--set", item)]
+
+
+@pytest.fixture(scope="module")
+def city(tmp_path_factory):
+    from lggan.data.synthetic import generate_synth_city
+
+    root = tmp_path_factory.mktemp("city") / "synth"
+    generate_synth_city(root, num_train=6, num_val=2, size=(64, 32), seed=3, progress=False)
+    return root
+
+
+def _cli(*argv):
+    """Runs `python -m lggan ARGV` in a new process; returns (returncode, stdout, stderr, seconds)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    env.pop("LGGAN_DEBUG", None)
+    t0 = time.time()
+    proc = subprocess.run([sys.executable, "-m", "lggan", *argv], capture_output=True, text=True, timeout=120,
+                          env=env)
+    return proc.returncode, proc.stdout, proc.stderr, time.time() - t0
+
+
+def _error_lines(stderr: str) -> list[str]:
+    return [line for line in stderr.splitlines() if line.strip() and "Warning" not in line
+            and not line.startswith("  warnings.warn")]
+
+
+# -- data errors found late, in a loader worker ----------------------------------------------------------------------
+
+
+def test_a_bad_label_found_by_a_loader_worker_ends_the_run_with_one_line_and_code_2(city, tmp_path):
+    # A copy of the city whose label maps all hold an id no Cityscapes map has: the header check at start-up
+    # cannot see pixel values, so the first worker to load a sample finds it. Before the fix the process printed
+    # the error and then waited for its SIGTERM-ignoring worker forever.
+    bad = tmp_path / "city"
+    import shutil
+
+    shutil.copytree(city, bad)
+    for f in (bad / "gtFine" / "train").rglob("*_labelIds.png"):
+        arr = np.array(Image.open(f))
+        arr[0, 0] = 200
+        Image.fromarray(arr).save(f)
+    rc, out, err, seconds = _cli("train", "--data", str(bad), "--out", str(tmp_path / "run"), *TINY_SET,
+                                 "--set", "data.num_workers=2", "--set", "train.iterations=5")
+    assert seconds < 60
+    assert rc == 2, err
+    lines = _error_lines(err)
+    assert len(lines) == 1 and lines[0].startswith("lggan train: error: "), err
+    assert "_labelIds.png" in lines[0] and "200" in lines[0]
+    assert "Traceback" not in err
+    # The run kept nothing half-written and no lock holder remains: a corrected rerun may use the folder.
+    assert ckpt.list_checkpoints(tmp_path / "run") == []
+    RunLock(tmp_path / "run").acquire().release()
+
+
+def test_a_worker_failure_also_ends_an_in_process_run_and_stops_its_workers(city, tmp_path, monkeypatch):
+    import multiprocessing
+
+    from lggan.data import CityscapesDataset
+
+    original = CityscapesDataset.__getitem__
+
+    def broken(self, index):
+        if index == 3:
+            raise OSError(errno.EIO, "Input/output error", "/data/x_leftImg8bit.png")
+        return original(self, index)
+
+    monkeypatch.setattr(CityscapesDataset, "__getitem__", broken)
+    from lggan.train import DataLoadError
+
+    with pytest.raises(DataLoadError, match=r"x_leftImg8bit\.png.*Input/output error"):
+        train(tiny_cfg(city, "train.iterations=20", "data.num_workers=1"), tmp_path / "run")
+    deadline = time.time() + 10
+    while multiprocessing.active_children() and time.time() < deadline:
+        time.sleep(0.1)
+    assert multiprocessing.active_children() == []
+
+
+# -- one run per folder ---------------------------------------------------------------------------------------------
+
+
+def test_a_second_run_on_a_busy_folder_is_refused_naming_the_holder(city, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_cfg(city, "train.iterations=1"), run)
+    before = {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != RunLock.FILE}
+    with RunLock(run, what="--out"):  # another training holds it
+        with pytest.raises(FolderBusyError, match=rf"pid {os.getpid()}"):
+            train(tiny_cfg(city, "train.iterations=3"), run, resume=True)
+    # Nothing of the first run was touched, and the folder is usable again once the holder is gone.
+    assert {p.name: p.read_bytes() for p in run.iterdir() if p.is_file() and p.name != RunLock.FILE} == before
+    assert train(tiny_cfg(city, "train.iterations=2"), run, resume=True).iteration == 2
+
+
+def test_the_lock_is_released_when_its_process_dies(tmp_path):
+    code = ("import sys, os; from lggan.io import RunLock; RunLock(sys.argv[1]).acquire(); "
+            "print('held', flush=True); os._exit(0)")
+    tmp_path.mkdir(exist_ok=True)
+    out = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "held"
+    RunLock(tmp_path).acquire().release()
+
+
+# -- checkpoints: never a moment without the newest good one ----------------------------------------------------------
+
+
+def _networks(cfg, found):
+    from lggan.tasks import make_task
+
+    task = make_task(cfg)
+    G, Ds = task.build_generator(), task.build_discriminators()
+    G.load_state_dict(found.generator)
+    Ds.load_state_dict(found.discriminator)
+    return G, Ds
+
+
+def test_re_saving_an_iteration_never_leaves_a_moment_without_a_loadable_checkpoint(city, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    cfg = tiny_cfg(city, "train.iterations=2", "train.keep_last=1")
+    train(cfg, run)
+    found = ckpt.load_latest(run)
+    G, Ds = _networks(cfg, found)
+    seen = []
+    real_rename = os.rename
+
+    def checked_rename(src, dst):
+        real_rename(src, dst)
+        listed = ckpt.list_checkpoints(run)
+        seen.append([p.name for p in listed])
+        assert listed and ckpt.load_checkpoint(listed[-1]).iteration == 2
+
+    monkeypatch.setattr(os, "rename", checked_rename)
+    ckpt.save_checkpoint(run, 2, G, Ds, found.state, found.config, keep_last=1)
+    assert ["iter_00000002.prev"] in seen  # the old copy stood in while the new one was renamed in
+    monkeypatch.setattr(os, "rename", real_rename)
+    assert [p.name for p in ckpt.list_checkpoints(run)] == ["iter_00000002"]
+
+
+def test_a_save_killed_between_renames_is_recovered_at_the_next_start(city, tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    cfg = tiny_cfg(city, "train.iterations=2", "train.keep_last=1")
+    train(cfg, run)
+    found = ckpt.load_latest(run)
+    G, Ds = _networks(cfg, found)
+    real_rename = os.rename
+    calls = []
+
+    def killed(src, dst):
+        calls.append(dst)
+        if len(calls) == 2:  # iter_N -> iter_N.prev happened; the kill comes before tmp -> iter_N
+            raise KeyboardInterrupt
+        real_rename(src, dst)
+
+    monkeypatch.setattr(os, "rename", killed)
+    with pytest.raises(KeyboardInterrupt):
+        ckpt.save_checkpoint(run, 2, G, Ds, found.state, found.config, keep_last=1)
+    monkeypatch.setattr(os, "rename", real_rename)
+    assert [p.name for p in ckpt.list_checkpoints(run)] == ["iter_00000002.prev"]
+    assert ckpt.load_latest(run).iteration == 2
+    # Leftovers of killed saves (temp folders) are cleaned when the next run takes the folder.
+    (run / "checkpoints" / ".iter_00000007.tmp-99999-abc").mkdir()
+    res = train(tiny_cfg(city, "train.iterations=3", "train.keep_last=1"), run, resume=True)
+    assert res.iteration == 3
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["iter_00000003"]
+
+
+def test_a_resume_that_trains_nothing_writes_nothing(city, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_cfg(city, "train.iterations=2", "train.keep_last=1"), run)
+    newest = ckpt.list_checkpoints(run)[-1]
+    stamp = {p.name: p.stat().st_mtime_ns for p in newest.iterdir()}
+    res = train(tiny_cfg(city, "train.iterations=2", "train.keep_last=1"), run, resume=True)
+    assert res.last_checkpoint == newest
+    assert {p.name: p.stat().st_mtime_ns for p in newest.iterdir()} == stamp
+
+
+def test_pruning_keeps_the_new_checkpoint_when_a_newer_one_is_corrupt(city, tmp_path):
+    run = tmp_path / "run"
+    train(tiny_cfg(city, "train.iterations=4", "train.checkpoint_every=2", "train.keep_last=2"), run)
+    (ckpt.list_checkpoints(run)[-1] / ckpt.G_FILE).write_bytes(b"garbage")  # iter 4 is corrupt
+    with pytest.warns(UserWarning, match="falling back"):
+        train(tiny_cfg(city, "train.iterations=3", "train.checkpoint_every=2", "train.keep_last=1"), run,
+              resume=True)
+    names = [p.name for p in ckpt.list_checkpoints(run)]
+    assert "iter_00000003" in names and ckpt.load_checkpoint(run / "checkpoints" / "iter_00000003").iteration == 3
+
+
+def test_a_full_disk_while_saving_is_one_line_and_keeps_the_previous_checkpoint(city, tmp_path, monkeypatch, capsys):
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(city), "--out", str(run), *TINY_SET]
+    assert main(argv + ["--set", "train.iterations=2", "--set", "train.keep_last=1"]) == 0
+    def full(*a, **kw):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(ckpt, "save_file", full)
+    capsys.readouterr()
+    assert main(argv + ["--resume", "--set", "train.iterations=3"]) == 2
+    err = capsys.readouterr().err
+    lines = _error_lines(err)
+    assert len(lines) == 1 and "iter_00000003" in lines[0] and "No space left on device" in lines[0], err
+    assert [p.name for p in (run / "checkpoints").iterdir()] == ["iter_00000002"]
+    assert ckpt.load_latest(run).iteration == 2
+
+
+# -- resume with a changed config -------------------------------------------------------------------------------------
+
+
+def test_resume_with_another_architecture_is_one_line_naming_the_fields(city, tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(city), "--out", str(run), *TINY_SET]
+    assert main(argv + ["--set", "train.iterations=1"]) == 0
+    config_before = (run / "config.json").read_text()
+    capsys.readouterr()
+    code = main(argv + ["--resume", "--set", "train.iterations=2", "--set", "model.ngf=8",
+                        "--set", "model.num_res_blocks=2"])
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = _error_lines(err)
+    assert len(lines) == 1 and "model.ngf 4 -> 8" in lines[0] and "model.num_res_blocks 1 -> 2" in lines[0], err
+    assert (run / "config.json").read_text() == config_before
+
+
+def test_resume_with_a_changed_learning_rate_is_allowed_printed_and_recorded(city, tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(city), "--out", str(run), *TINY_SET]
+    assert main(argv + ["--set", "train.iterations=1"]) == 0
+    capsys.readouterr()
+    assert main(argv + ["--resume", "--set", "train.iterations=2", "--set", "train.lr=1e-4",
+                        "--set", "train.seed=5"]) == 0
+    out = capsys.readouterr().out
+    assert "train.lr 0.0002 -> 0.0001" in out and "train.seed 0 -> 5" in out
+    records = [json.loads(line) for line in (run / "config_changes.jsonl").read_text().splitlines()]
+    assert records[-1]["iteration"] == 1
+    assert records[-1]["changes"]["train.lr"] == [2e-4, 1e-4]
+    assert records[-1]["changes"]["train.iterations"] == [1, 2]
+    assert json.loads((run / "config.json").read_text())["train"]["lr"] == 1e-4
+    # The config the first iteration was trained with stays in its checkpoint.
+    first = json.loads((run / "checkpoints" / "iter_00000001" / "config.json").read_text())
+    assert first["train"]["lr"] == 2e-4
+
+
+# -- the command line's errors ----------------------------------------------------------------------------------------
+
+
+def test_a_corrupt_checkpoint_given_to_generate_is_one_line_and_debug_shows_the_traceback(tmp_path, capsys):
+    bad = tmp_path / "model.safetensors"
+    bad.write_bytes(os.urandom(300))
+    bad.with_suffix(".json").write_text("{not json")
+    argv = ["generate", "--checkpoint", str(bad), "--labels", str(tmp_path), "--out", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert len(_error_lines(err)) == 1 and "model.json" in err and "Traceback" not in err
+    assert main(["--debug"] + argv) == 2
+    assert "Traceback" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_an_unexpected_error_is_one_line_that_points_to_debug(monkeypatch, capsys):
+    import lggan.cli as cli
+
+    def boom(a):
+        raise TypeError("something internal")
+
+    monkeypatch.setattr(cli, "cmd_inspect", boom)
+    assert main(["data", "inspect", ".", "--dataset", "custom"]) == 2
+    err = capsys.readouterr().err
+    assert len(_error_lines(err)) == 1 and "TypeError: something internal" in err and "--debug" in err
+    monkeypatch.setenv("LGGAN_DEBUG", "1")
+    assert main(["data", "inspect", ".", "--dataset", "custom"]) == 2
+    assert "Traceback" in capsys.readouterr().err
+
+
+def test_readme_test_command_is_what_ci_runs():
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    ci = (root / ".ci" / "run").read_text()
+    command = 'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[test]" && python -m pytest -q'
+    assert command in readme and command in ci
