@@ -623,7 +623,7 @@ def _log_record(run: TrainRun, epoch: int, lr_scale: float, ips: float, d_loss: 
             "img_per_s": ips, **dict(zip(names, values))}
 
 
-def _finish(run: TrainRun, stopped_by: str) -> None:
+def _finish(run: TrainRun) -> None:
     """End of the loop: align BN statistics across ranks, save the last iteration, write its samples."""
     if run.dist.world_size > 1:
         # Batch-norm statistics drift apart when each rank updates them on its own shard; rank 0's win.
@@ -650,85 +650,109 @@ def _start(run: TrainRun, resume: bool) -> None:
     run.d_params = [p for p in run.Ds.parameters() if p.requires_grad]
 
 
+@dataclass
+class LoopStats:
+    """Counters of the loop (this process's images and time; the non-finite streak)."""
+
+    stopped_by: str = "finished"  # "finished" | "signal" | "nonfinite"
+    nonfinite_streak: int = 0
+    images_seen: int = 0
+    images_per_second: float = 0.0  # smoothed, for the progress bar and log
+    started: float = field(default_factory=time.time)
+
+
+def _iteration(run: TrainRun, batch: Any, epoch: int, stats: LoopStats) -> dict[str, Any] | None:
+    """One iteration: lr, D step, G step, counters; returns the log record on log steps (the only host sync)."""
+    tc, di = run.cfg.train, run.dist
+    t0 = time.time()
+    lr_scale = set_learning_rates(run)
+    prep = run.task.prepare(batch, run.device)
+    d_loss, d_terms, d_ok = d_step(run, prep)
+    g_loss, g_terms, g_ok = g_step(run, prep)
+    if d_ok and g_ok:
+        stats.nonfinite_streak = 0
+    else:
+        stats.nonfinite_streak += 1
+        run.opt_g.zero_grad(set_to_none=True)
+        run.opt_d.zero_grad(set_to_none=True)
+        if di.is_main:
+            warnings.warn(f"iteration {run.iteration}: non-finite loss or gradients, step skipped "
+                          f"({stats.nonfinite_streak} in a row)", stacklevel=1)
+    run.iteration += 1
+    step_images = tc.batch_size * di.world_size
+    stats.images_seen += step_images
+    rate = step_images / max(time.time() - t0, 1e-9)
+    stats.images_per_second = 0.9 * stats.images_per_second + 0.1 * rate if stats.images_per_second else rate
+    if run.iteration % tc.log_every == 0 or run.iteration == run.total:
+        return _log_record(run, epoch, lr_scale, stats.images_per_second, d_loss, g_loss, {**d_terms, **g_terms})
+    return None
+
+
+def _loop(run: TrainRun, stop: _StopFlag) -> LoopStats:
+    """Epochs of iterations until the total, a stop signal, or too many non-finite steps in a row."""
+    tc = run.cfg.train
+    ipe = run.data.iters_per_epoch
+    stats = LoopStats()
+    while run.iteration < run.total and ipe > 0 and stats.stopped_by == "finished":
+        epoch, in_epoch = divmod(run.iteration, ipe)
+        bar = None
+        if tc.progress and run.dist.is_main:
+            from tqdm import tqdm
+
+            bar = tqdm(total=ipe, initial=in_epoch, desc=f"epoch {epoch}", dynamic_ncols=True, leave=False)
+        # closing(): the loader's workers stop as the epoch ends, and at once when an error propagates (its
+        # traceback would otherwise keep the generator, and with it the workers, alive).
+        with contextlib.closing(run.data.epoch_batches(epoch, in_epoch)) as batches:
+            for batch in batches:
+                record = _iteration(run, batch, epoch, stats)
+                if bar is not None:
+                    bar.update(1)
+                if record is not None:
+                    run.log.write(record)
+                    if bar is not None:
+                        bar.set_postfix(img_s=f"{record['img_per_s']:.1f}", D=f"{record['D_total']:.3f}",
+                                        G=f"{record['G_total']:.3f}")
+                if stats.nonfinite_streak >= tc.max_nonfinite:
+                    stats.stopped_by = "nonfinite"
+                    break
+                if run.iteration % tc.sample_every == 0:
+                    write_samples(run)
+                if run.iteration % tc.checkpoint_every == 0:
+                    save(run)
+                if stop.signal is not None or run.iteration >= run.total:
+                    break
+        if bar is not None:
+            bar.close()
+        if stop.signal is not None and stats.stopped_by == "finished":
+            stats.stopped_by = "signal"
+    if stats.stopped_by == "nonfinite":
+        raise FloatingPointError(
+            f"training stopped at iteration {run.iteration}: {stats.nonfinite_streak} consecutive non-finite "
+            f"losses or gradients (train.max_nonfinite={tc.max_nonfinite}); the last good checkpoint is kept "
+            f"({run.last_ckpt or 'none written in this run'}); try a lower train.lr or train.amp=off"
+        )
+    return stats
+
+
 def train(cfg: Config, out_dir: str | os.PathLike, data_root: str | None = None, resume: bool = False) -> TrainResult:
     """Trains `cfg` into the run folder `out_dir`; with `resume`, continues from its newest good checkpoint."""
     run = build_run(cfg, out_dir, data_root, resume)
-    tc, di = cfg.train, run.dist
     try:
         _start(run, resume)
-        ipe = run.data.iters_per_epoch
-        progress = tc.progress and di.is_main
-        nonfinite_streak, stopped_by = 0, "finished"
-        images_seen, t_start, ips = 0, time.time(), 0.0
         with _StopFlag() as stop:
-            while run.iteration < run.total and ipe > 0 and stopped_by == "finished":
-                epoch, in_epoch = divmod(run.iteration, ipe)
-                bar = None
-                if progress:
-                    from tqdm import tqdm
-
-                    bar = tqdm(total=ipe, initial=in_epoch, desc=f"epoch {epoch}", dynamic_ncols=True, leave=False)
-                for batch in run.data.epoch_batches(epoch, in_epoch):
-                    t0 = time.time()
-                    lr_scale = set_learning_rates(run)
-                    prep = run.task.prepare(batch, run.device)
-                    d_loss, d_terms, d_ok = d_step(run, prep)
-                    g_loss, g_terms, g_ok = g_step(run, prep)
-                    if d_ok and g_ok:
-                        nonfinite_streak = 0
-                    else:
-                        nonfinite_streak += 1
-                        run.opt_g.zero_grad(set_to_none=True)
-                        run.opt_d.zero_grad(set_to_none=True)
-                        if di.is_main:
-                            warnings.warn(f"iteration {run.iteration}: non-finite loss or gradients, step skipped "
-                                          f"({nonfinite_streak} in a row)", stacklevel=1)
-                    run.iteration += 1
-                    step_images = tc.batch_size * di.world_size
-                    images_seen += step_images
-                    dt = max(time.time() - t0, 1e-9)
-                    ips = 0.9 * ips + 0.1 * (step_images / dt) if ips else step_images / dt
-                    if bar is not None:
-                        bar.update(1)
-                    if run.iteration % tc.log_every == 0 or run.iteration == run.total:
-                        record = _log_record(run, epoch, lr_scale, ips, d_loss, g_loss, {**d_terms, **g_terms})
-                        run.log.write(record)
-                        if bar is not None:
-                            bar.set_postfix(img_s=f"{ips:.1f}", D=f"{record['D_total']:.3f}",
-                                            G=f"{record['G_total']:.3f}")
-                    if nonfinite_streak >= tc.max_nonfinite:
-                        stopped_by = "nonfinite"
-                        break
-                    if run.iteration % tc.sample_every == 0:
-                        write_samples(run)
-                    if run.iteration % tc.checkpoint_every == 0:
-                        save(run)
-                    if stop.signal is not None:
-                        stopped_by = "signal"
-                        break
-                    if run.iteration >= run.total:
-                        break
-                if bar is not None:
-                    bar.close()
-                if stop.signal is not None and stopped_by == "finished":
-                    stopped_by = "signal"
-            if stopped_by == "nonfinite":
-                raise FloatingPointError(
-                    f"training stopped at iteration {run.iteration}: {nonfinite_streak} consecutive non-finite "
-                    f"losses or gradients (train.max_nonfinite={tc.max_nonfinite}); the last good checkpoint is "
-                    f"kept ({run.last_ckpt or 'none written in this run'}); try a lower train.lr or train.amp=off"
-                )
-            _finish(run, stopped_by)
+            stats = _loop(run, stop)
+            _finish(run)
     finally:
         run.log.close()
         if run.lock is not None:
             run.lock.release()
-    if di.owns_group:
+    if run.dist.owns_group:
         dist.destroy_process_group()
-    elapsed = time.time() - t_start
-    result = TrainResult(run.run_dir, run.iteration, stopped_by, run.last_ckpt, images_seen / max(elapsed, 1e-9),
-                         _peak_memory_mb(run.device), unwrap(run.G), stop.signal)
-    if di.is_main and stopped_by == "signal":
+    elapsed = time.time() - stats.started
+    result = TrainResult(run.run_dir, run.iteration, stats.stopped_by, run.last_ckpt,
+                         stats.images_seen / max(elapsed, 1e-9), _peak_memory_mb(run.device), unwrap(run.G),
+                         stop.signal)
+    if run.dist.is_main and stats.stopped_by == "signal":
         print(f"stopped by signal {stop.signal}: checkpoint saved at iteration {run.iteration} ({run.last_ckpt}); "
               f"continue with --resume", flush=True)
     return result
