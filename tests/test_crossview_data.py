@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -334,6 +335,32 @@ def test_wrong_width_and_unreadable_files_are_named(tmp_path):
     (tmp_path / "train" / "a_good.png").unlink()
     with pytest.raises(CrossViewDataError, match=r"b_wide\.png"):
         CrossViewDataset(tmp_path, "train")
+
+
+def test_late_file_errors_survive_dataloader_workers_and_pickling(tmp_path):
+    good = _save(tmp_path / "test" / "a_good.png", _aligned_sample(_blocky(np.random.default_rng(3), 16, 4)))
+    wide = _save(tmp_path / "test" / "b_wide.png", np.zeros((16, 16 * 5, 3), np.uint8))
+    cut = _save(tmp_path / "test" / "c_cut.png", np.random.default_rng(4).integers(0, 255, (16, 96, 3), np.uint8))
+    cut.write_bytes(cut.read_bytes()[:600])  # header intact, pixel data cut
+    (tmp_path / "test" / "d_empty.png").write_bytes(b"")
+    dataset = CrossViewDataset(tmp_path, "test")  # only the first file is read at construction
+    batches = iter(torch.utils.data.DataLoader(dataset, batch_size=1, num_workers=1, collate_fn=lambda b: b[0]))
+    outcomes = []
+    for _ in range(len(dataset)):
+        try:
+            outcomes.append(next(batches))
+        except CrossViewDataError as exc:  # re-raised by torch in the main process, rebuilt from its text
+            outcomes.append(exc)
+    assert next(batches, None) is None
+    assert outcomes[0]["path"] == str(good)
+    expected = [(wide, "size 80x16 is not 4 or 6 square panels"), (cut, "cannot read image"),
+                (tmp_path / "test" / "d_empty.png", "cannot read image")]
+    for outcome, (path, message) in zip(outcomes[1:], expected):
+        assert type(outcome) is CrossViewDataError and f"{path}: {message}" in str(outcome), outcome
+    with pytest.raises(CrossViewDataError) as info:
+        dataset[1]
+    again = pickle.loads(pickle.dumps(info.value))
+    assert type(again) is CrossViewDataError and str(again) == str(info.value) and str(wide) in str(again)
 
 
 def test_mismatched_panel_size_and_bad_arguments(tmp_path):

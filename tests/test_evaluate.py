@@ -93,3 +93,112 @@ def test_miou_without_a_segmenter_is_a_clear_error(city_run, tmp_path, capsys):
                  str(tmp_path / "r.json"), "--no-progress", "--device", "cpu"])
     assert code == 2
     assert "--segmenter" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("broken", ["empty", "corrupt", "truncated"])
+@pytest.mark.parametrize("side", ["generated", "real"])
+@pytest.mark.parametrize("metric", ["ssim", "fid"])
+def test_unreadable_image_in_a_folder_is_one_line_naming_it(tmp_path, capsys, monkeypatch, broken, side, metric):
+    import torch
+
+    import lggan.metrics.fid as fid
+
+    class MeanColour(torch.nn.Module):  # stands in for Inception, whose weights are not available here
+        def forward(self, x):
+            return x.float().mean(dim=(2, 3))
+
+    monkeypatch.setattr(fid, "build_inception_extractor", lambda *args, **kwargs: MeanColour())
+    folders = {name: tmp_path / name for name in ("generated", "real")}
+    rng = np.random.default_rng(0)
+    for folder in folders.values():
+        folder.mkdir()
+        for i in range(3):
+            Image.fromarray(rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)).save(folder / f"{i}.png")
+    bad = folders[side] / "1.png"
+    data = bad.read_bytes()
+    bad.write_bytes({"empty": b"", "corrupt": b"not an image at all", "truncated": data[: len(data) // 2]}[broken])
+    out = tmp_path / "r.json"
+    code = main(["evaluate", "--generated", str(folders["generated"]), "--real", str(folders["real"]), "--metrics",
+                 metric, "--out", str(out), "--no-progress", "--device", "cpu"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"lggan evaluate: error: cannot read image {bad}")
+    assert not out.exists()
+
+
+def test_corrupt_image_is_named_even_when_weights_load(tmp_path, capsys):
+    gen, real = tmp_path / "gen", tmp_path / "real"
+    gen.mkdir()
+    real.mkdir()
+    for i in range(2):
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(gen / f"{i}.png")
+        Image.fromarray(np.zeros((32, 32, 3), np.uint8)).save(real / f"{i}.png")
+    (real / "1.png").write_bytes(b"")
+    code = main(["evaluate", "--generated", str(gen), "--real", str(real), "--task", "crossview", "--metrics",
+                 "psnr", "--out", str(tmp_path / "r.json"), "--no-progress", "--device", "cpu"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"cannot read image {real / '1.png'}" in err[0]
+
+
+def test_a_second_run_with_a_smaller_limit_scores_only_its_own_images(city_run, tmp_path):
+    tmp, _ = city_run
+    work, out = tmp_path / "work", tmp_path / "r.json"
+    args = ["evaluate", "--checkpoint", str(tmp / "run"), "--split", "train", "--metrics", "ssim", "psnr",
+            "--work-dir", str(work), "--out", str(out), "--device", "cpu", "--no-progress"]
+    assert main(args + ["--limit", "4"]) == 0
+    first = json.loads(out.read_text())
+    assert first["num_images"] == 4 and first["metrics"]["images"]["num_images"] == 4
+    assert main(args + ["--limit", "2"]) == 0
+    second = json.loads(out.read_text())
+    assert second["num_images"] == 2 and second["metrics"]["images"]["num_images"] == 2
+    for sub in ("generated", "real", "labels"):
+        assert len(list((work / sub).iterdir())) == 2, sub
+    assert sorted(p.name for p in (work / "generated").iterdir()) == sorted(
+        p.name for p in (work / "real").iterdir())
+    manifest = json.loads((work / ".lggan-evaluate.json").read_text())["files"]
+    assert sorted(manifest) == sorted(f"{sub}/{p.name}" for sub in ("generated", "real", "labels")
+                                      for p in (work / sub).iterdir())
+
+
+def test_files_lggan_did_not_write_in_the_work_folder_are_kept_and_refused(city_run, tmp_path, capsys):
+    tmp, _ = city_run
+    work = tmp_path / "work"
+    (work / "generated").mkdir(parents=True)
+    (work / "generated" / "mine.png").write_bytes(b"a person's file")
+    code = main(["evaluate", "--checkpoint", str(tmp / "run"), "--metrics", "ssim", "--work-dir", str(work),
+                 "--out", str(tmp_path / "r.json"), "--device", "cpu", "--no-progress"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "not written by `lggan evaluate`" in err and "generated/mine.png" in err
+    assert [p.name for p in (work / "generated").iterdir()] == ["mine.png"]
+    assert (work / "generated" / "mine.png").read_bytes() == b"a person's file"
+    assert not (work / "real").exists()
+
+
+@pytest.mark.parametrize("metric,flag,file_name", [
+    ("fid", "--inception-weights", "weights-inception-2015-12-05-6726825d.pth"),
+    ("kl", "--places365-weights", "alexnet_places365.pth.tar"),
+    ("miou", "--segmenter", "seg.safetensors"),
+])
+def test_missing_weights_fail_before_any_image_is_generated(city_run, tmp_path, capsys, monkeypatch, metric, flag,
+                                                            file_name):
+    import lggan.evaluate as ev
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "torch_home"))
+
+    def must_not_run(*args, **kwargs):
+        raise AssertionError("images were generated before the weights were checked")
+
+    monkeypatch.setattr(ev, "_generate_images", must_not_run)
+    tmp, _ = city_run
+    work = tmp_path / "work"
+    extra = ["--segmenter", str(tmp_path / file_name)] if flag == "--segmenter" else []
+    code = main(["evaluate", "--checkpoint", str(tmp / "run"), "--metrics", metric, "--work-dir", str(work),
+                 "--out", str(tmp_path / "r.json"), "--device", "cpu", "--no-progress", *extra])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and flag in err[0] and file_name in err[0]
+    if flag != "--segmenter":
+        assert str(tmp_path / "torch_home" / "hub" / "checkpoints") in err[0]
+    assert not work.exists()

@@ -161,10 +161,29 @@ def test_generation_refuses_to_clobber_and_cleans_up(tmp_path: Path, monkeypatch
     def broken(*args: object) -> None:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(synth, "_generate_chunk", broken)
+    monkeypatch.setattr(synth, "_generate_image", broken)
     with pytest.raises(RuntimeError, match="disk on fire"):
         generate_synth_city(tmp_path / "never", num_train=2, num_val=0, size=(32, 16), progress=False)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["city"]  # no partial output, no temp folder
+
+
+def _interrupt_at_image_3(job: tuple) -> np.ndarray:
+    """Stands in for the image worker (module level, so the pool can pickle it): Ctrl-C arrives at image 3."""
+    if job[2] == 3:
+        raise KeyboardInterrupt
+    return np.zeros(256, np.int64)
+
+
+def test_interrupt_in_worker_pool_keeps_the_old_dataset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    out = tmp_path / "city"
+    generate_synth_city(out, num_train=2, num_val=1, size=(32, 16), seed=1, workers=0, progress=False)
+    before = tree_bytes(out)
+    monkeypatch.setattr(synth, "_generate_image", _interrupt_at_image_3)
+    with pytest.raises(KeyboardInterrupt):
+        generate_synth_city(out, num_train=8, num_val=0, size=(32, 16), seed=2, workers=2, progress=False,
+                            overwrite=True)
+    assert tree_bytes(out) == before and summarize_synth_city(out)["seed"] == 1
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["city"]  # the temp folder went with the interrupt
 
 
 def test_argument_errors(tmp_path: Path) -> None:

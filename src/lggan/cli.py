@@ -128,8 +128,9 @@ def cmd_generate(a: argparse.Namespace) -> None:
 
     written = generate_folder(a.checkpoint, a.labels, a.out, instances=a.instances,
                               batch_size=a.batch_size, device=a.device, save_branches=a.save_branches,
-                              use_ema=not a.no_ema)
-    print(f"wrote {len(written)} images to {a.out}")
+                              use_ema=not a.no_ema, overwrite=a.overwrite)
+    branches = " (and I^G, I^L, W_g, W_l of each in global/, local/, weight_global/, weight_local/)"
+    print(f"wrote {len(written)} images to {a.out}" + (branches if a.save_branches else ""))
 
 
 def cmd_convert(a: argparse.Namespace) -> None:
@@ -177,7 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-val", type=int, default=100)
     s.add_argument("--size", type=_size, default=(256, 128), help="WIDTHxHEIGHT")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    s.add_argument("--workers", type=int, default=None, help="processes (default: one per 8 images, at most min(cores, 8); 0 or 1: this process)")
     s.add_argument("--force", action="store_true", help="replace an existing synthetic city at --out")
     s.set_defaults(func=cmd_synth_city)
 
@@ -188,7 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-test", type=int, default=100)
     s.add_argument("--size", type=int, default=256, help="panel size in pixels (256 or 64)")
     s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--workers", type=int, default=None, help="processes (default: all cores)")
+    s.add_argument("--workers", type=int, default=None, help="processes (default: one per 8 images, at most min(cores, 8); 0 or 1: this process)")
     s.add_argument("--force", action="store_true", help="replace existing data at --out")
     s.set_defaults(func=cmd_synth_views)
 
@@ -233,6 +234,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     g.add_argument("--save-branches", action="store_true", help="also write I^G, I^L and the weight maps")
     g.add_argument("--no-ema", action="store_true", help="use the raw generator even if an EMA copy exists")
+    g.add_argument("--overwrite", action="store_true",
+                   help="replace files that already exist in --out (default: refuse, listing them)")
     g.set_defaults(func=cmd_generate)
 
     c = sub.add_parser("convert-official", help="convert an official LGGAN generator checkpoint to ours",

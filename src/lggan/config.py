@@ -33,6 +33,9 @@ def choices(literal: Any) -> tuple[str, ...]:
 
 SEMANTIC_DATASETS = choices(SemanticDatasetName)
 CROSSVIEW_DATASETS = choices(CrossViewDatasetName)
+# The task each dataset belongs to (the first TaskName is semantic synthesis, the second cross-view translation).
+DATASET_TASK: dict[str, str] = {**{d: choices(TaskName)[0] for d in SEMANTIC_DATASETS},
+                                **{d: choices(TaskName)[1] for d in CROSSVIEW_DATASETS}}
 # Fields that shape the networks' weights or what they mean: a resumed run may not change them.
 ARCHITECTURE_FIELDS = ("model.", "data.num_classes", "data.use_instance")
 
@@ -287,16 +290,15 @@ def validate(cfg: Config) -> None:
     for name in ("gan", "feat_match", "vgg", "class_ce", "local_l1", "image_l1", "tv"):
         if getattr(cfg.loss, name) < 0:
             raise ValueError(f"loss.{name}={getattr(cfg.loss, name)}: loss weights must be >= 0")
-    is_cross = cfg.data.dataset in CROSSVIEW_DATASETS
-    if is_cross != (cfg.model.task == "crossview"):
+    if DATASET_TASK[cfg.data.dataset] != cfg.model.task:
         raise ValueError(
             f"data.dataset={cfg.data.dataset!r} does not fit model.task={cfg.model.task!r} "
-            f"(cross-view datasets: {', '.join(CROSSVIEW_DATASETS)})"
+            f"(it is a {DATASET_TASK[cfg.data.dataset]} dataset)"
         )
     for name, size in (("data.load_size", cfg.data.load_size), ("data.crop_size", cfg.data.crop_size)):
         if size is not None and min(size) < 1:
             raise ValueError(f"{name}={size}: sizes must be positive")
-    if cfg.model.task == "semantic":
+    if cfg.data.dataset in SEMANTIC_DATASETS:
         w, h = cfg.data.crop_size or cfg.data.load_size
         if w % 32 or h % 32:
             raise ValueError(

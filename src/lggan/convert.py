@@ -527,11 +527,10 @@ def load_official_file(in_path: str | os.PathLike) -> dict[str, torch.Tensor]:
     in_path = Path(in_path)
     if not in_path.is_file():
         raise FileNotFoundError(f"official checkpoint not found: {in_path}")
-    try:
-        obj = torch.load(in_path, map_location="cpu", weights_only=True)
-    except Exception as e:
-        raise ValueError(f"{in_path}: cannot be read as a PyTorch checkpoint ({type(e).__name__}: {e})") from None
-    return unwrap_state_dict(obj, str(in_path))
+    from .metrics.files import load_weights_file
+
+    # Tensors and plain containers only (weights_only=True): a pickle naming other objects could run code.
+    return unwrap_state_dict(load_weights_file(in_path, "official checkpoint"), str(in_path))
 
 
 def convert_official_file(in_path: str | os.PathLike, out_path: str | os.PathLike,

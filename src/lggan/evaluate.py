@@ -10,41 +10,56 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image
 
+from .io import atomic_write_text
 from .viz import save_png, tensor_to_uint8
 
-SEMANTIC_DEFAULT_METRICS = ("fid", "kid", "miou")
-PIXEL_ONLY = ("ssim", "psnr", "sd")
+# The folders `evaluate --checkpoint` writes in its work folder; the manifest lists every file it wrote there, so
+# a later run deletes exactly those (and nothing a person put there) before writing its own.
+WORK_SUBFOLDERS = ("generated", "real", "labels")
+WORK_MANIFEST = ".lggan-evaluate.json"
+_MAX_LISTED = 5
 
 
-def _save_index_png(label: torch.Tensor, path: Path) -> None:
+def _listing(names: list[str]) -> str:
+    more = len(names) - _MAX_LISTED
+    return ", ".join(names[:_MAX_LISTED]) + (f", ... ({more} more)" if more > 0 else "")
+
+
+def _index_map_array(label: torch.Tensor) -> np.ndarray:
+    """A class map [H,W] as uint8 (uint16 when a value exceeds 255), for a lossless PNG."""
     arr = label.cpu().numpy()
-    mode_arr = arr.astype(np.uint8) if arr.max(initial=0) < 256 else arr.astype(np.uint16)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.fromarray(mode_arr).save(path)
+    return arr.astype(np.uint8) if arr.max(initial=0) < 256 else arr.astype(np.uint16)
 
 
-def _segmentation_protocol(dataset: str, num_channels: int, dontcare: int | None) -> tuple[str, int, int | None]:
+def _segmentation_protocol(dataset: str, num_channels: int | None, dontcare: int | None
+                           ) -> tuple[str, int, int | None]:
     """(label protocol, number of evaluated classes, ignore index) for a dataset's channel-index label maps."""
+    from .data import COCO_STUFF_NUM_CLASSES
+    from .metrics.segmentation import ADE20K_CLASS_NAMES, CITYSCAPES_CLASS_NAMES, IGNORE_INDEX
+
     if dataset in ("cityscapes", "synth-city"):
-        return "cityscapes", 19, 255  # label ids -> the 19 train ids
+        return "cityscapes", len(CITYSCAPES_CLASS_NAMES), IGNORE_INDEX  # label ids -> the train ids
     if dataset == "ade20k":
-        return "ade20k", 150, 255  # labels - 1, the 0 class ignored
+        return "ade20k", len(ADE20K_CLASS_NAMES), IGNORE_INDEX  # labels - 1, the 0 class ignored
     if dataset == "coco-stuff":
-        return "identity", num_channels - 1, num_channels - 1  # channel 182 is don't care
+        channels = num_channels or COCO_STUFF_NUM_CLASSES
+        return "identity", channels - 1, channels - 1  # the last channel is don't care
+    if num_channels is None:
+        raise ValueError(f"--num-classes: needed with --dataset {dataset} and a TorchScript segmenter")
     if dontcare is not None:
         return "identity", num_channels - 1, num_channels - 1
     return "identity", num_channels, None
 
 
-def load_segmenter_for(args: argparse.Namespace, dataset: str, num_channels: int, dontcare: int | None):
+def load_segmenter_for(args: argparse.Namespace, dataset: str, num_channels: int | None, dontcare: int | None):
     """A built-in segmenter (.safetensors) or a TorchScript file with the normalisation given on the command line."""
     from .metrics import load_segmenter, load_torchscript_segmenter
 
@@ -62,71 +77,126 @@ def load_segmenter_for(args: argparse.Namespace, dataset: str, num_channels: int
                                       device=args.device_resolved)
 
 
-def _generate_semantic(synth, cfg, data_root: str | None, split: str, work: Path, batch_size: int,
-                       limit: int | None, progress: bool) -> int:
-    """Runs the generator over a split, writing generated/, real/ and labels/ with equal file names."""
-    from .data import build_semantic_dataset, collate_semantic
+# -- the work folder of `evaluate --checkpoint` -------------------------------------------------------------------
 
-    from .tasks import semantic_dataset_options
 
-    dc = cfg.data
-    ds = build_semantic_dataset(dc.dataset, data_root, split, crop_size=None, flip=False,
-                                **semantic_dataset_options(dc))
-    n = len(ds) if limit is None else min(limit, len(ds))
+def _read_manifest(work: Path) -> set[str]:
+    manifest = work / WORK_MANIFEST
+    if not manifest.is_file():
+        return set()
+    try:
+        files = json.loads(manifest.read_text())["files"]
+        if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
+            raise TypeError("'files' is not a list of names")
+    except (ValueError, KeyError, TypeError) as e:
+        raise ValueError(f"--work-dir {work}: {manifest.name} is damaged ({e}); delete the generated/, real/ and "
+                         f"labels/ folders and {manifest.name} there, or choose another --work-dir") from None
+    return set(files)
+
+
+def _write_manifest(work: Path, files: list[str]) -> None:
+    atomic_write_text(work / WORK_MANIFEST, json.dumps({"files": sorted(set(files))}, indent=1) + "\n")
+
+
+def _is_ours(rel: str, owned: set[str]) -> bool:
+    """A file an earlier run wrote, or the temp file of a write it did not finish (.NAME.XXXX.png)."""
+    if rel in owned:
+        return True
+    sub, name = rel.split("/", 1)
+    return name.startswith(".") and any(o.startswith(f"{sub}/") and name.startswith(f".{o.split('/', 1)[1]}.")
+                                        for o in owned)
+
+
+def _clear_work_dir(work: Path) -> None:
+    """Deletes the images earlier `evaluate --checkpoint` runs wrote into `work`, so only this run's are scored.
+
+    Anything else in generated/, real/ or labels/ would be scored with this run's images: that is an error (the
+    files are left alone).
+    """
+    owned = _read_manifest(work)
+    ours: list[Path] = []
+    foreign: list[str] = []
+    for sub in WORK_SUBFOLDERS:
+        folder = work / sub
+        if not folder.exists():
+            continue
+        if not folder.is_dir():
+            foreign.append(sub)
+            continue
+        for p in sorted(folder.iterdir()):
+            rel = f"{sub}/{p.name}"
+            if _is_ours(rel, owned) and not p.is_dir():
+                ours.append(p)
+            else:
+                foreign.append(rel)
+    if foreign:
+        raise FileExistsError(
+            f"--work-dir {work}: {len(foreign)} entries there were not written by `lggan evaluate` "
+            f"({_listing(foreign)}); they would be scored with this run's images: move them or choose another "
+            "--work-dir"
+        )
+    for p in ours:
+        p.unlink()
+    _write_manifest(work, [])
+
+
+def _generate_images(synth, task, dataset, work: Path, batch_size: int, limit: int | None, progress: bool) -> int:
+    """Runs the generator over an evaluation dataset, writing generated/, real/ (and labels/) with equal names.
+
+    The manifest is updated before each batch is written, so it covers every file even if the run is killed.
+    """
     from tqdm import tqdm
 
-    for start in tqdm(range(0, n, batch_size), desc="generating", disable=not progress):
-        batch = collate_semantic([ds[i] for i in range(start, min(start + batch_size, n))])
-        res = synth(batch["label"], batch["instance"])
-        for j, path in enumerate(batch["path"]):
-            name = Path(path).stem + ".png"
+    names, batches = task.eval_batches(dataset, batch_size, limit)
+    _clear_work_dir(work)
+    written: list[str] = []
+    for batch in tqdm(batches, total=math.ceil(len(names) / batch_size), desc="generating", disable=not progress):
+        subs = WORK_SUBFOLDERS if batch.label_maps is not None else WORK_SUBFOLDERS[:2]
+        written += [f"{sub}/{name}" for name in batch.names for sub in subs]
+        _write_manifest(work, written)
+        res = synth(batch.label, batch.instance, batch.aerial)
+        for j, name in enumerate(batch.names):
             save_png(tensor_to_uint8(res.image[j]), work / "generated" / name)
-            save_png(tensor_to_uint8(batch["image"][j]), work / "real" / name)
-            _save_index_png(batch["label"][j], work / "labels" / name)
-    return n
+            save_png(tensor_to_uint8(batch.real[j]), work / "real" / name)
+            if batch.label_maps is not None:
+                save_png(_index_map_array(batch.label_maps[j]), work / "labels" / name)
+    return len(names)
 
 
-def _generate_crossview(synth, cfg, data_root: str | None, split: str, work: Path, batch_size: int,
-                        limit: int | None, progress: bool) -> int:
-    from tqdm import tqdm
-
-    from .data import CrossViewDataset, collate_crossview
-
-    dc = cfg.data
-    size = (dc.crop_size or dc.load_size)[0]
-    ds = CrossViewDataset(data_root, split, direction=dc.direction, load_size=size, crop_size=size, train=False)
-    n = len(ds) if limit is None else min(limit, len(ds))
-    for start in tqdm(range(0, n, batch_size), desc="generating", disable=not progress):
-        batch = collate_crossview([ds[i] for i in range(start, min(start + batch_size, n))])
-        res = synth(batch["label"], aerial=batch["input"])
-        for j, path in enumerate(batch["path"]):
-            name = Path(path).stem + ".png"
-            save_png(tensor_to_uint8(res.image[j]), work / "generated" / name)
-            save_png(tensor_to_uint8(batch["image"][j]), work / "real" / name)
-    return n
+# -- scoring ---------------------------------------------------------------------------------------------------------
 
 
-def _data_root(cfg, override: str | None) -> str | None:
-    """--data, else the run's own data root; the synthetic datasets fall back to their cache folders."""
-    root = override or cfg.data.root
-    if root is None and cfg.data.dataset == "synth-views":
-        from .data import ensure_synth_views
+def _load_scorers(args: argparse.Namespace, metrics: list[str], dataset: str, channels: int | None,
+                  dontcare: int | None) -> dict[str, Any]:
+    """Every network the metrics need, loaded now: a missing or bad weights file fails before any image is made."""
+    from .metrics.fid import build_inception_extractor
+    from .metrics.folders import CLASSIFIER_METRIC_NAMES, DISTRIBUTION_METRIC_NAMES
+    from .metrics.places365 import load_places365_alexnet
 
-        root = str(ensure_synth_views(size=(cfg.data.crop_size or cfg.data.load_size)[0]))
-    if root is None and cfg.data.dataset != "synth-city":
-        raise ValueError(f"--data: the {cfg.data.dataset} dataset needs its folder")
-    return root
+    nets: dict[str, Any] = {}
+    dev = args.device_resolved
+    if any(m in CLASSIFIER_METRIC_NAMES for m in metrics):
+        nets["places365_model"] = load_places365_alexnet(args.places365_weights, dev, arg_name="--places365-weights")
+    if any(m in DISTRIBUTION_METRIC_NAMES for m in metrics):
+        nets["feature_extractor"] = build_inception_extractor(args.inception_weights, dev,
+                                                              arg_name="--inception-weights")
+    if "miou" in metrics:
+        nets["segmenter"] = load_segmenter_for(args, dataset, channels, dontcare)
+    return nets
 
 
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Generates (with --checkpoint) or reads (with --generated/--real) images and scores them."""
-    from .metrics import CROSSVIEW_METRICS, score_image_folders, segmentation_scores_from_folders
+    from .metrics import score_image_folders, segmentation_scores_from_folders
+    from .tasks import make_task, task_class
     from .train import resolve_device
 
     args.device_resolved = resolve_device(args.device)
     if args.metrics and "miou" in args.metrics and not args.segmenter:
         raise ValueError("metric miou needs --segmenter (a built-in one from `lggan train-segmenter`, or a "
                          "TorchScript file with --segmenter-mean/--segmenter-std)")
+    if args.limit is not None and args.limit < 1:
+        raise ValueError(f"--limit {args.limit}: must be >= 1")
     t0 = time.time()
     result: dict[str, Any] = {"lggan_version": __import__("lggan").__version__}
     if args.checkpoint:
@@ -134,43 +204,50 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
 
         synth = load_generator(args.checkpoint, args.device_resolved, use_ema=not args.no_ema)
         cfg = synth.cfg
-        task = cfg.model.task
-        split = args.split or ("test" if task == "crossview" else "val")
-        root = _data_root(cfg, args.data)
-        work = Path(args.work_dir) if args.work_dir else Path(args.out).with_suffix("").parent / (
-            Path(args.out).stem + "_images")
-        gen_fn = _generate_crossview if task == "crossview" else _generate_semantic
-        n = gen_fn(synth, cfg, root, split, work, args.batch_size, args.limit, not args.no_progress)
-        generated, real, labels = work / "generated", work / "real", work / "labels"
+        task = make_task(cfg, args.data)
+        task_type = type(task)
         dataset, channels, dontcare = cfg.data.dataset, cfg.data.num_classes, cfg.data.dontcare
-        result.update(task=task, checkpoint=str(args.checkpoint), data=root, split=split, num_images=n,
-                      images=str(work))
     else:
         if not (args.generated and args.real):
             raise ValueError("give --checkpoint RUN, or both --generated DIR and --real DIR")
+        task_type = task_class(args.task)
+        dataset, channels, dontcare = args.dataset, args.num_classes, None
+
+    metrics = list(args.metrics or task_type.default_metrics())
+    if "miou" in metrics and not args.segmenter:
+        metrics.remove("miou")
+        result["notes"] = ["miou skipped: no --segmenter given (train one with `lggan train-segmenter`)"]
+    if "miou" in metrics and args.checkpoint and not task_type.has_label_maps():
+        raise ValueError(f"metric miou: the {cfg.model.task} task has no label maps to segment against")
+    if "miou" in metrics and not args.checkpoint and not args.labels:
+        raise ValueError("metric miou with --generated needs --labels DIR (label maps with the same names)")
+    nets = _load_scorers(args, metrics, dataset, channels, dontcare)
+
+    if args.checkpoint:
+        split = args.split or task_type.default_split()
+        ds = task.eval_dataset(split)
+        work = Path(args.work_dir) if args.work_dir else Path(args.out).with_suffix("").parent / (
+            Path(args.out).stem + "_images")
+        n = _generate_images(synth, task, ds, work, args.batch_size, args.limit, not args.no_progress)
+        generated, real, labels = work / "generated", work / "real", work / "labels"
+        result.update(task=cfg.model.task, checkpoint=str(args.checkpoint), data=str(ds.root), split=split,
+                      num_images=n, images=str(work))
+    else:
         generated, real = Path(args.generated), Path(args.real)
         labels = Path(args.labels) if args.labels else None
-        task = args.task
-        dataset, channels, dontcare = args.dataset, args.num_classes or 35, None
-        result.update(task=task, generated=str(generated), real=str(real))
+        result.update(task=args.task, generated=str(generated), real=str(real))
 
-    default = CROSSVIEW_METRICS if task == "crossview" else SEMANTIC_DEFAULT_METRICS
-    metrics = list(args.metrics or default)
     image_metrics = [m for m in metrics if m != "miou"]
     scores: dict[str, Any] = {}
     if image_metrics:
         scores["images"] = score_image_folders(
             generated, real, image_metrics, places365_weights=args.places365_weights,
-            inception_weights=args.inception_weights, batch_size=args.batch_size, device=args.device_resolved,
-            progress=not args.no_progress, kid_subset_size=args.kid_subset_size,
+            places365_model=nets.get("places365_model"), feature_extractor=nets.get("feature_extractor"),
+            batch_size=args.batch_size, device=args.device_resolved, progress=not args.no_progress,
+            kid_subset_size=args.kid_subset_size,
         )
-    if "miou" in metrics and not args.segmenter:
-        metrics.remove("miou")
-        result["notes"] = ["miou skipped: no --segmenter given (train one with `lggan train-segmenter`)"]
     if "miou" in metrics:
-        if labels is None:
-            raise ValueError("metric miou with --generated needs --labels DIR (label maps with the same names)")
-        seg = load_segmenter_for(args, dataset, channels, dontcare)
+        seg = nets["segmenter"]
         eval_size = tuple(args.eval_size[::-1]) if args.eval_size else None  # (H, W)
         common = dict(eval_size=eval_size, batch_size=args.batch_size, progress=not args.no_progress)
         scores["segmentation"] = segmentation_scores_from_folders(generated, labels, seg, **common)
@@ -222,7 +299,9 @@ def _pair(text: str) -> tuple[int, int]:
 
 
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
+    from .config import SEMANTIC_DATASETS, TaskName, choices
     from .metrics import ALL_METRICS
+    from .metrics.segmentation import IMAGENET_MEAN, IMAGENET_STD, LABEL_PROTOCOLS
 
     src = p.add_argument_group("what to score")
     src.add_argument("--checkpoint", help="run folder / checkpoint / converted .safetensors: generate, then score")
@@ -233,10 +312,9 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--generated", help="folder of generated images (instead of --checkpoint)")
     src.add_argument("--real", help="folder of real images with the same file names")
     src.add_argument("--labels", help="with --generated: label maps with the same names (for miou)")
-    src.add_argument("--task", choices=("semantic", "crossview"), default="semantic",
+    src.add_argument("--task", choices=choices(TaskName), default="semantic",
                      help="with --generated: which default metrics")
-    src.add_argument("--dataset", default="cityscapes", choices=("cityscapes", "synth-city", "ade20k", "coco-stuff",
-                                                                 "custom"),
+    src.add_argument("--dataset", default="cityscapes", choices=SEMANTIC_DATASETS,
                      help="with --generated and a TorchScript segmenter: the label protocol")
     src.add_argument("--num-classes", type=int, default=None, help="with --generated, custom data: label classes")
     p.add_argument("--metrics", nargs="+", choices=list(ALL_METRICS) + ["miou"], default=None,
@@ -249,10 +327,10 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
                    help="IS/accuracy/KL: alexnet_places365.pth.tar (default: the torch hub cache)")
     w.add_argument("--segmenter", default=None, help="miou: built-in .safetensors or TorchScript file")
     w.add_argument("--segmenter-classes", type=int, default=None, help="TorchScript: output classes")
-    w.add_argument("--segmenter-protocol", choices=("identity", "cityscapes", "ade20k"), default=None,
+    w.add_argument("--segmenter-protocol", choices=LABEL_PROTOCOLS, default=None,
                    help="TorchScript: label mapping (default from the dataset)")
-    w.add_argument("--segmenter-mean", type=float, nargs=3, default=(0.485, 0.456, 0.406))
-    w.add_argument("--segmenter-std", type=float, nargs=3, default=(0.229, 0.224, 0.225))
+    w.add_argument("--segmenter-mean", type=float, nargs=3, default=IMAGENET_MEAN)
+    w.add_argument("--segmenter-std", type=float, nargs=3, default=IMAGENET_STD)
     w.add_argument("--segmenter-range", type=float, nargs=2, default=(0.0, 1.0),
                    help="TorchScript: input value range before normalisation")
     o = p.add_argument_group("options")
@@ -287,8 +365,9 @@ def train_segmenter_cli(args: argparse.Namespace) -> None:
 
 def add_train_segmenter_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="dataset root (synth-city: default cache folder)")
-    p.add_argument("--dataset", default="synth-city",
-                   choices=("cityscapes", "synth-city", "ade20k", "coco-stuff", "custom"))
+    from .config import SEMANTIC_DATASETS
+
+    p.add_argument("--dataset", default="synth-city", choices=SEMANTIC_DATASETS)
     p.add_argument("--out", default="segmenter.safetensors", help="output file")
     p.add_argument("--size", type=_pair, default=None, help="load size WxH (default: the dataset's)")
     p.add_argument("--iterations", type=int, default=600)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,6 @@ import torch.nn as nn
 from . import checkpoint as ckpt
 from .config import Config
 from .viz import save_png, tensor_to_uint8
-
-LABEL_SUFFIXES = (".png",)
-PANEL_SUFFIXES = (".png", ".jpg", ".jpeg")
 
 
 def _find_model_files(path: Path) -> tuple[Path, Config]:
@@ -49,20 +45,28 @@ def _find_model_files(path: Path) -> tuple[Path, Config]:
                 f"--checkpoint {path}: the model description {sidecar.name} is missing beside it "
                 "(`lggan convert-official` writes it)"
             )
-        return path, Config.from_dict(json.loads(sidecar.read_text())["config"])
+        try:
+            return path, Config.from_dict(json.loads(sidecar.read_text())["config"])
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"--checkpoint {path}: {sidecar} is not a model description written by `lggan "
+                             f"convert-official` ({type(e).__name__}: {' '.join(str(e).split())})") from None
     raise FileNotFoundError(f"--checkpoint {path}: no such run folder, checkpoint folder or .safetensors file")
 
 
 class Synthesizer:
-    """A generator in eval mode plus what it needs to turn label maps (or cross-view inputs) into its input."""
+    """A generator in eval mode plus its task, which turns label maps (or cross-view inputs) into its input."""
 
     def __init__(self, generator: nn.Module, cfg: Config, device: torch.device):
+        from .tasks import make_task
+
         self.generator = generator.to(device).eval()
         self.cfg = cfg
         self.device = device
+        self.recipe = make_task(cfg)
 
     @property
     def task(self) -> str:
+        """The model's task name (model.task)."""
         return self.cfg.model.task
 
     @torch.no_grad()
@@ -73,61 +77,43 @@ class Synthesizer:
         Cross-view task: `label` is the target-view class map [B,H,W] (0..C-1, 255 void), `aerial` the
         conditioning input concat(I_a, S_g colour) [B,6,H,W] in [-1,1].
         """
-        label = torch.as_tensor(np.asarray(label) if isinstance(label, np.ndarray) else label)
-        if label.ndim == 2:
-            label = label.unsqueeze(0)
-        label = label.to(self.device).long()
-        C = self.cfg.data.num_classes
-        if self.task == "crossview":
-            from .data.crossview import class_masks
+        from .tasks import as_id_batch
 
-            if aerial is None:
-                raise ValueError("cross-view generation needs `aerial`: concat(I_a, S_g colour) [B,6,H,W]")
-            aerial = aerial.to(self.device)
-            if aerial.dim() == 3:
-                aerial = aerial.unsqueeze(0)
-            return self.generator(aerial.float(), class_masks(label, C).float())
-        from .data import make_semantic_input
-
-        if self.cfg.data.use_instance:
-            if instance is None:
-                raise ValueError(
-                    "this model was trained with instance edges (data.use_instance): pass `instance` ids "
-                    "(--instances on the command line)"
-                )
-            instance = torch.as_tensor(np.asarray(instance) if isinstance(instance, np.ndarray) else instance)
-            if instance.ndim == 2:
-                instance = instance.unsqueeze(0)
-            instance = instance.to(self.device).long()
-        else:
-            instance = None
-        h, w = label.shape[-2:]
-        if h % 32 or w % 32:
-            raise ValueError(f"label map of {w}x{h}: width and height must be multiples of 32 for this generator")
-        S = make_semantic_input(label, C, instance)
-        return self.generator(S)
+        inputs = self.recipe.generator_inputs(as_id_batch(label, self.device), instance, aerial)
+        return self.generator(*inputs)
 
 
-def load_generator(path: str | os.PathLike, device: str | torch.device = "auto", use_ema: bool = True) -> Synthesizer:
-    """Loads a generator from a run folder, a checkpoint folder, or a converted official .safetensors file."""
-    from safetensors.torch import load_file
+def _load_weights(where: Path, use_ema: bool, shown: Path) -> dict[str, torch.Tensor]:
+    """The generator state dict of a .safetensors file or a checkpoint folder; errors name the file."""
+    if where.is_file():
+        from safetensors import SafetensorError
+        from safetensors.torch import load_file
 
+        try:
+            return load_file(str(where))
+        except (SafetensorError, OSError, ValueError) as e:
+            raise ckpt.CheckpointError(f"--checkpoint {where}: not a readable .safetensors file "
+                                       f"({' '.join(str(e).split())})") from None
+    found = ckpt.load_latest(where, with_training_state=False) if (where / ckpt.CKPT_DIR).is_dir() else \
+        ckpt.load_checkpoint(where, with_training_state=False)
+    if found is None:
+        raise ckpt.CheckpointError(f"--checkpoint {shown}: no loadable checkpoint")
+    return found.generator_ema if (use_ema and found.generator_ema is not None) else found.generator
+
+
+def _build_generator(path: Path, where: Path, cfg: Config, device: str | torch.device, use_ema: bool
+                     ) -> Synthesizer:
     from .tasks import make_task
     from .train import resolve_device
 
-    path = Path(path)
-    where, cfg = _find_model_files(path)
     dev = resolve_device(device) if isinstance(device, str) else device
     G = make_task(cfg).build_generator()
-    if where.is_file():
-        state = load_file(str(where))
-    else:
-        found = ckpt.load_latest(where, with_training_state=False) if (where / ckpt.CKPT_DIR).is_dir() else \
-            ckpt.load_checkpoint(where, with_training_state=False)
-        if found is None:
-            raise ckpt.CheckpointError(f"--checkpoint {where}: no loadable checkpoint")
-        state = found.generator_ema if (use_ema and found.generator_ema is not None) else found.generator
-    missing, unexpected = G.load_state_dict(state, strict=False)
+    state = _load_weights(where, use_ema, path)
+    try:
+        missing, unexpected = G.load_state_dict(state, strict=False)
+    except RuntimeError as e:  # a tensor whose shape differs from the config's model
+        raise ckpt.CheckpointError(f"--checkpoint {path}: weights do not fit the model in its config "
+                                   f"({' '.join(str(e).split())[:300]})") from None
     if missing or unexpected:
         raise ckpt.CheckpointError(
             f"--checkpoint {path}: weights do not fit the model in its config "
@@ -137,123 +123,122 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "auto",
     return Synthesizer(G, cfg, dev)
 
 
-@dataclass
-class _Item:
-    name: str
-    label: torch.Tensor  # [H,W]
-    instance: torch.Tensor | None
-    aerial: torch.Tensor | None = None
+def load_generator(path: str | os.PathLike, device: str | torch.device = "auto", use_ema: bool = True) -> Synthesizer:
+    """Loads a generator from a run folder, a checkpoint folder, or a converted official .safetensors file."""
+    path = Path(path)
+    where, cfg = _find_model_files(path)
+    return _build_generator(path, where, cfg, device, use_ema)
 
 
-def _list_inputs(path: Path, suffixes: tuple[str, ...], what: str, prefer: str | None = None) -> list[Path]:
-    """Files of a folder (or the one file given); in a Cityscapes gtFine folder only the `prefer` kind."""
-    if path.is_file():
-        return [path]
-    if not path.is_dir():
-        raise FileNotFoundError(f"{what} {path}: no such file or folder")
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in suffixes)
-    if prefer and any(p.stem.endswith(prefer) for p in files):
-        files = [p for p in files if p.stem.endswith(prefer)]
-    if not files:
-        raise FileNotFoundError(f"{what} {path}: no {'/'.join(suffixes)} files in this folder")
-    return files
+# Sub-folders of --out that --save-branches writes (I^G, I^L, W_g, W_l), with the model output each holds.
+BRANCH_FOLDERS = {"global": "image_global", "local": "image_local", "weight_global": "weight_global",
+                  "weight_local": "weight_local"}
+# How many names an error message lists.
+_MAX_LISTED = 5
 
 
-def _read_semantic_inputs(synth: Synthesizer, labels: Path, instances: Path | None) -> list[_Item]:
-    from .data import label_spec_for
-    from .data.common import load_index_map, load_label
-
-    cfg = synth.cfg
-    spec = label_spec_for(cfg.data.dataset, cfg.data.num_classes, cfg.data.dontcare)
-    items = []
-    label_files = _list_inputs(labels, LABEL_SUFFIXES, "--labels", prefer="_labelIds")
-    inst_by_name: dict[str, Path] = {}
-    if instances is not None:
-        for p in _list_inputs(instances, LABEL_SUFFIXES, "--instances", prefer="_instanceIds"):
-            inst_by_name[_stem_key(p)] = p
-    for f in label_files:
-        lab = torch.from_numpy(load_label(f, spec))
-        inst = None
-        if cfg.data.use_instance:
-            if instances is None:
-                # Without instance maps the labels themselves delimit regions (SPADE's fallback).
-                inst = lab.clone()
-            else:
-                key = _stem_key(f)
-                if key not in inst_by_name:
-                    raise FileNotFoundError(f"--instances: no instance map for {f.name} (looked for {key}*)")
-                inst = torch.from_numpy(load_index_map(inst_by_name[key], "instance").astype(np.int64))
-                if inst.shape != lab.shape:
-                    raise ValueError(f"{inst_by_name[key]}: size {tuple(inst.shape[::-1])} differs from its label "
-                                     f"map {f} ({tuple(lab.shape[::-1])})")
-        items.append(_Item(f.name, lab, inst))
-    return items
+def _listing(names: list[str]) -> str:
+    more = len(names) - _MAX_LISTED
+    return ", ".join(names[:_MAX_LISTED]) + (f", ... ({more} more)" if more > 0 else "")
 
 
-def _stem_key(p: Path) -> str:
-    """Matches Cityscapes-style names (x_gtFine_labelIds / x_gtFine_instanceIds) and plain equal stems."""
-    stem = p.stem
-    for suffix in ("_gtFine_labelIds", "_gtFine_instanceIds", "_labelIds", "_instanceIds"):
-        if stem.endswith(suffix):
-            return stem[: -len(suffix)]
-    return stem
+def _check_targets(items: list, out: Path, inputs: dict[str, Path | None], targets: list[Path],
+                   overwrite: bool) -> None:
+    """Refuses any plan that could destroy an input or an existing file; runs before anything is generated.
 
+    inputs: the input arguments (--labels, --instances) by flag. targets: every file the run would write.
+    """
+    from .tasks import check_unique_outputs
 
-def _read_crossview_inputs(synth: Synthesizer, panels: Path) -> list[_Item]:
-    from .data.crossview import read_crossview_inputs
-
-    items = []
-    for f in _list_inputs(panels, PANEL_SUFFIXES, "--labels"):
-        x, label = read_crossview_inputs(f, direction=synth.cfg.data.direction,
-                                         size=(synth.cfg.data.crop_size or synth.cfg.data.load_size)[0])
-        items.append(_Item(f.stem + ".png", label, None, x))
-    return items
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out}: is a file, not a folder")
+    out_real = out.resolve()
+    for flag, given in inputs.items():
+        if given is None or not given.is_dir():
+            continue
+        folder = given.resolve()
+        if out_real == folder or folder in out_real.parents:
+            raise ValueError(f"--out {out}: is inside the {flag} folder {given}; generated images would mix with "
+                             "(and could overwrite) the inputs: choose an output folder outside it")
+    check_unique_outputs([it.path for it in items], "--labels")
+    sources = {src.resolve(): src for it in items for src in it.sources}
+    for target in targets:
+        src = sources.get(target.resolve())
+        if src is not None:
+            raise ValueError(f"--out {out}: writing {target} would overwrite the input file {src}")
+    folders = [t for t in targets if t.is_dir()]
+    if folders:
+        raise FileExistsError(f"--out {out}: {_listing([str(t) for t in folders])} would be written but "
+                              f"{'is a folder' if len(folders) == 1 else 'are folders'}")
+    existing = [t for t in targets if t.exists() or t.is_symlink()]
+    if existing and not overwrite:
+        names = [t.relative_to(out).as_posix() for t in existing]
+        raise FileExistsError(f"--out {out}: {len(existing)} of the {len(targets)} output files already exist "
+                              f"({_listing(names)}); pass --overwrite to replace them, or choose an empty folder")
 
 
 def generate_folder(checkpoint: str | os.PathLike, labels: str | os.PathLike, out: str | os.PathLike,
                     instances: str | os.PathLike | None = None, batch_size: int = 4,
                     device: str = "auto", save_branches: bool = False, use_ema: bool = True,
-                    progress: bool = True) -> list[Path]:
-    """Writes one synthesised PNG per input (same name) into `out`; with `save_branches` also I^G, I^L, W_g, W_l."""
+                    progress: bool = True, overwrite: bool = False) -> list[Path]:
+    """Writes one synthesised PNG per input (its stem + .png) into `out`; with `save_branches` also I^G, I^L, W_g,
+    W_l into out/global, out/local, out/weight_global, out/weight_local. Returns the synthesised images' paths.
+
+    Inputs are never touched: `out` may not be (inside) the --labels / --instances folder, no output may land on an
+    input file, and two inputs may not share an output name. Existing outputs are replaced only with `overwrite`.
+    All of this is checked, and every input is read, before the first image is generated; each file is written
+    through a temp file + rename.
+    """
+    from .tasks import make_task
+
     if batch_size < 1:
         raise ValueError(f"--batch-size {batch_size}: must be >= 1")
-    synth = load_generator(checkpoint, device, use_ema)
-    labels, out = Path(labels), Path(out)
-    if synth.task == "crossview":
-        items = _read_crossview_inputs(synth, labels)
-    else:
-        items = _read_semantic_inputs(synth, labels, Path(instances) if instances else None)
+    checkpoint, labels, out = Path(checkpoint), Path(labels), Path(out)
+    inst_path = Path(instances) if instances is not None else None
+    where, cfg = _find_model_files(checkpoint)
+    task = make_task(cfg)
+    items = task.inference_inputs(labels, inst_path)
+    branches = save_branches and cfg.model.use_local
+    targets = [out / it.output_name for it in items]
+    if branches:
+        targets += [out / folder / it.output_name for folder in BRANCH_FOLDERS for it in items]
+    _check_targets(items, out, {"--labels": labels, "--instances": inst_path}, targets, overwrite)
+    samples = [task.load_inference_input(it) for it in items]
+    synth = _build_generator(checkpoint, where, cfg, device, use_ema)
     # Batch inputs of equal size together; keep the input order in the output list.
-    groups: dict[tuple[int, int], list[_Item]] = {}
-    for it in items:
-        groups.setdefault(tuple(it.label.shape), []).append(it)
-    written: list[Path] = []
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, s in enumerate(samples):
+        groups.setdefault(tuple(s.label.shape), []).append(i)
+    written: dict[int, Path] = {}
     bar = None
     if progress:
         from tqdm import tqdm
 
         bar = tqdm(total=len(items), desc="generate", unit="img")
-    for group in groups.values():
-        for i in range(0, len(group), batch_size):
-            chunk = group[i : i + batch_size]
-            label = torch.stack([c.label for c in chunk])
-            inst = torch.stack([c.instance for c in chunk]) if chunk[0].instance is not None else None
-            aer = torch.stack([c.aerial for c in chunk]) if chunk[0].aerial is not None else None
-            res = synth(label, inst, aer)
-            for j, c in enumerate(chunk):
-                name = Path(c.name).with_suffix(".png").name
-                target = out / name
-                save_png(tensor_to_uint8(res.image[j]), target)
-                written.append(target)
-                if save_branches and getattr(res, "image_local", None) is not None:
-                    stem = Path(name).stem
-                    save_png(tensor_to_uint8(res.image_global[j]), out / "global" / f"{stem}.png")
-                    save_png(tensor_to_uint8(res.image_local[j]), out / "local" / f"{stem}.png")
-                    for key, folder in (("weight_global", "weight_global"), ("weight_local", "weight_local")):
-                        w = getattr(res, key)[j, 0].detach().float().clamp(0, 1).cpu().numpy()
-                        save_png((w * 255.0 + 0.5).astype(np.uint8), out / folder / f"{stem}.png")
-            if bar is not None:
-                bar.update(len(chunk))
-    if bar is not None:
-        bar.close()
-    return written
+    try:
+        for group in groups.values():
+            for start in range(0, len(group), batch_size):
+                chunk = group[start : start + batch_size]
+                batch = [samples[i] for i in chunk]
+                res = synth(torch.stack([s.label for s in batch]),
+                            torch.stack([s.instance for s in batch]) if batch[0].instance is not None else None,
+                            torch.stack([s.aerial for s in batch]) if batch[0].aerial is not None else None)
+                for j, i in enumerate(chunk):
+                    name = items[i].output_name
+                    target = out / name
+                    save_png(tensor_to_uint8(res.image[j]), target)
+                    written[i] = target
+                    if branches:
+                        for folder, key in BRANCH_FOLDERS.items():
+                            t = getattr(res, key)[j]
+                            if key.startswith("weight"):  # W_g, W_l: [1,H,W] in [0,1]; I^G, I^L in [-1,1]
+                                w = t[0].detach().float().clamp(0, 1).cpu().numpy()
+                                save_png((w * 255.0 + 0.5).astype(np.uint8), out / folder / name)
+                            else:
+                                save_png(tensor_to_uint8(t), out / folder / name)
+                if bar is not None:
+                    bar.update(len(chunk))
+    finally:
+        if bar is not None:
+            bar.close()
+    return [written[i] for i in sorted(written)]

@@ -216,10 +216,12 @@ class VGGLoss(nn.Module):
                     f"VGG19 weights not found: {path}. Download torchvision's {VGG19_FILE} "
                     f"(ImageNet VGG19) and put it at {default_vgg19_path()} or pass its path as the VGG weights "
                     "(loss.vgg_weights); set the VGG loss weight to 0 to train without it.")
-            try:
-                state = torch.load(path, map_location="cpu", weights_only=True)
-            except Exception as e:
-                raise ValueError(f"VGG19 weights {path}: cannot be read ({e})") from None
+            from .metrics.files import load_weights_file
+
+            # Tensors and plain containers only (weights_only=True): a pickle naming other objects could run code.
+            state = load_weights_file(path, "VGG19 weights (loss.vgg_weights)")
+            if not isinstance(state, dict):
+                raise ValueError(f"VGG19 weights {path}: not a state dict (found {type(state).__name__})")
             prefix = "features."
             wanted = {k[len(prefix):]: v for k, v in state.items()
                       if isinstance(k, str) and k.startswith(prefix) and k.split(".")[1].isdigit()

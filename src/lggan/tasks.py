@@ -5,22 +5,35 @@ conditions of each discriminator), builds its networks from the config, and adds
 losses from the pure functions in losses.py. Semantic synthesis: hinge GAN with the semantic-guided D_s on
 concat(S, image) (Eq. 8). Cross-view translation: vanilla GAN with D_i on concat(I_a, image) and D_s on
 concat(S_g colour map, image) (Eq. 8-9).
+
+Everything that differs between the tasks lives here, behind the abstract methods of `Task`: training
+(datasets, networks, losses, sample grids), `lggan generate` (which files are read and how they become generator
+inputs) and `lggan evaluate` (default split and metrics, the evaluation batches). Other modules ask the task,
+never the task's name.
 """
 
 from __future__ import annotations
 
 import abc
-
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn as nn
 
 from . import losses as L
 from .config import Config, DataConfig
 from .viz import gray_to_rgb, palette_to_rgb, to_unit
+
+# What `lggan generate` writes for each input, and `lggan evaluate` for each evaluation sample.
+OUTPUT_SUFFIX = ".png"
+# How many clashing names an error message lists.
+_MAX_LISTED = 5
 
 
 @dataclass
@@ -33,6 +46,69 @@ class Prepared:
     conditions: dict[str, torch.Tensor]  # discriminator name -> conditioning tensor [B,*,H,W]
     label: torch.Tensor  # [B,H,W] class indices, for sample grids
     extra: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class InferenceInput:
+    """One input of `lggan generate`: the files it is read from and the name of the image made from it."""
+
+    output_name: str
+    path: Path
+    instance_path: Path | None = None
+
+    @property
+    def sources(self) -> tuple[Path, ...]:
+        return (self.path,) if self.instance_path is None else (self.path, self.instance_path)
+
+
+@dataclass
+class GeneratorSample:
+    """What `Synthesizer.__call__` takes for one image: class map [H,W] (+ instance ids, or the cross-view input)."""
+
+    label: torch.Tensor
+    instance: torch.Tensor | None = None
+    aerial: torch.Tensor | None = None
+
+
+@dataclass
+class EvalBatch:
+    """A batch of `lggan evaluate --checkpoint`: generator arguments, the real photos and the file names."""
+
+    names: list[str]  # file name of each image in generated/, real/ (and labels/)
+    label: torch.Tensor  # [B,H,W] class indices
+    real: torch.Tensor  # [B,3,H,W] in [-1,1]
+    instance: torch.Tensor | None = None
+    aerial: torch.Tensor | None = None
+    label_maps: torch.Tensor | None = None  # [B,H,W] written to labels/ for mIoU; None: the task scores none
+
+
+def output_name(path: str | Path) -> str:
+    """File name of the image generated from an input file: its stem + .png."""
+    return Path(path).stem + OUTPUT_SUFFIX
+
+
+def check_unique_outputs(sources: list[Path], what: str) -> list[str]:
+    """Output names of `sources`; ValueError naming both files when two would be written to the same name."""
+    names: list[str] = []
+    first: dict[str, Path] = {}
+    clashes: list[str] = []
+    for src in sources:
+        name = output_name(src)
+        if name in first:
+            clashes.append(f"{first[name].name} and {src.name} -> {name}")
+        else:
+            first[name] = src
+        names.append(name)
+    if clashes:
+        more = f" (and {len(clashes) - _MAX_LISTED} more)" if len(clashes) > _MAX_LISTED else ""
+        raise ValueError(f"{what}: inputs would overwrite each other's output: {'; '.join(clashes[:_MAX_LISTED])}"
+                         f"{more}; rename one of each pair")
+    return names
+
+
+def _one_line(exc: BaseException) -> str:
+    """An exception's message on one line (dataset errors list their issues on several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _judge(D: nn.Module, cond: torch.Tensor, images: list[torch.Tensor]) -> list[list[list[torch.Tensor]]]:
@@ -58,18 +134,127 @@ def outputs_for_adversarial(out: Any, use_local: bool) -> dict[str, torch.Tensor
     return {"C": out.image, "G": out.image_global, "L": out.image_local}
 
 
+def as_id_batch(x: torch.Tensor | np.ndarray, device: torch.device | str | None = None) -> torch.Tensor:
+    """Class or instance ids as a LongTensor [B,H,W] on `device` (default: where it is); [H,W] gets a batch axis."""
+    t = torch.as_tensor(x)
+    if t.ndim == 2:
+        t = t.unsqueeze(0)
+    return t.to(t.device if device is None else device).long()
+
+
 class Task(abc.ABC):
-    """Shared recipe: D step and G step losses over the task's discriminators."""
+    """Shared recipe: D step and G step losses over the task's discriminators; the per-task parts are abstract."""
 
     cfg: Config
     num_classes: int
-    palette: Any
+    data_root: str | None
+
+    def __init__(self, cfg: Config, data_root: str | None = None):
+        self.cfg = cfg
+        self.num_classes = cfg.data.num_classes
+        # --data wins over the config's data.root; None means the built-in synthetic data (where there is one).
+        self.data_root = data_root or cfg.data.root
+
+    # -- what the evaluation and generation commands default to --------------------------------------------------
+    @classmethod
+    @abc.abstractmethod
+    def default_split(cls) -> str:
+        """The split `lggan evaluate --checkpoint` generates from."""
+
+    @classmethod
+    @abc.abstractmethod
+    def default_metrics(cls) -> tuple[str, ...]:
+        """The metrics `lggan evaluate` computes when --metrics is not given (the paper's table for this task)."""
+
+    @classmethod
+    @abc.abstractmethod
+    def has_label_maps(cls) -> bool:
+        """Whether evaluation batches carry class maps for mIoU (`EvalBatch.label_maps`, written to labels/)."""
+
+    @property
+    @abc.abstractmethod
+    def palette(self) -> np.ndarray:
+        """uint8 [num_classes, 3] colours of the class maps (from the config; no dataset needed)."""
 
     @abc.abstractmethod
     def d_names(self) -> list[str]:
         """Names of the discriminators (keys of `Prepared.conditions`)."""
 
-    # -- losses ------------------------------------------------------------------------------------------------
+    # -- training --------------------------------------------------------------------------------------------------
+    @abc.abstractmethod
+    def build_datasets(self, with_val: bool = True) -> tuple[Any, Any]:
+        """(train, val) datasets; val is None (with a warning saying why) when the split is missing or unusable."""
+
+    @abc.abstractmethod
+    def collate(self, samples: list[dict[str, Any]]) -> dict[str, Any]:
+        """Batches dataset items."""
+
+    @abc.abstractmethod
+    def prepare(self, batch: dict[str, Any], device: torch.device) -> Prepared:
+        """A collated batch on `device`, as every training step needs it."""
+
+    @abc.abstractmethod
+    def build_generator(self) -> nn.Module:
+        """The generator described by the config (initialised, on the CPU)."""
+
+    @abc.abstractmethod
+    def build_discriminators(self) -> nn.ModuleDict:
+        """The discriminators named by `d_names` (initialised, on the CPU)."""
+
+    def _warn_no_val(self, where: Any, split: str, exc: BaseException) -> None:
+        warnings.warn(f"no {split} split at {where} ({_one_line(exc)}); sample grids use training images",
+                      stacklevel=3)
+
+    # -- inference (Synthesizer, `lggan generate`) -----------------------------------------------------------------
+    @abc.abstractmethod
+    def generator_inputs(self, label: torch.Tensor, instance: torch.Tensor | None = None,
+                         aerial: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
+        """Positional generator arguments for class maps `label` [B,H,W] (long, on the model's device)."""
+
+    @abc.abstractmethod
+    def inference_inputs(self, labels: Path, instances: Path | None = None) -> list[InferenceInput]:
+        """The inputs of `lggan generate --labels LABELS [--instances INSTANCES]`, in order; files are not read."""
+
+    @abc.abstractmethod
+    def load_inference_input(self, item: InferenceInput) -> GeneratorSample:
+        """Reads one input's files; ValueError naming the file when it cannot be used."""
+
+    # -- evaluation (`lggan evaluate --checkpoint`) ----------------------------------------------------------------
+    @abc.abstractmethod
+    def eval_dataset(self, split: str) -> Any:
+        """The dataset `split` at evaluation size (no augmentation); it has a `root` attribute."""
+
+    @abc.abstractmethod
+    def eval_sources(self, dataset: Any) -> list[Path]:
+        """The file each item of an evaluation dataset comes from (its output name follows from it)."""
+
+    @abc.abstractmethod
+    def eval_batch(self, samples: list[dict[str, Any]], names: list[str]) -> EvalBatch:
+        """Turns evaluation dataset items into an EvalBatch."""
+
+    def eval_batches(self, dataset: Any, batch_size: int, limit: int | None = None
+                     ) -> tuple[list[str], Iterator[EvalBatch]]:
+        """Output names of the first `limit` items (all if None) and the batches over them.
+
+        The names are checked up front: two items with one output name (a.png and a.jpg) raise before anything
+        is generated.
+        """
+        if batch_size < 1:
+            raise ValueError(f"--batch-size {batch_size}: must be >= 1")
+        if limit is not None and limit < 1:
+            raise ValueError(f"--limit {limit}: must be >= 1")
+        sources = self.eval_sources(dataset)
+        n = len(sources) if limit is None else min(limit, len(sources))
+        names = check_unique_outputs(sources[:n], f"split {dataset.split!r} at {dataset.root}")
+
+        def batches() -> Iterator[EvalBatch]:
+            for start in range(0, n, batch_size):
+                stop = min(start + batch_size, n)
+                yield self.eval_batch([dataset[i] for i in range(start, stop)], names[start:stop])
+
+        return names, batches()
+
+    # -- losses ----------------------------------------------------------------------------------------------------
     def discriminator_losses(self, discriminators: dict[str, nn.Module], prep: Prepared,
                              fakes: dict[str, torch.Tensor]):
         """Returns (total, terms): each D judges the real image and every fake output, in one batched call.
@@ -128,7 +313,7 @@ class Task(abc.ABC):
             add("G_local_l1", lc.local_l1, L.local_l1_loss(out.class_images, prep.real, prep.masks))
         return total, terms
 
-    # -- sample grids ------------------------------------------------------------------------------------------
+    # -- sample grids ----------------------------------------------------------------------------------------------
     @abc.abstractmethod
     def grid_columns(self, prep: Prepared, out: Any) -> list[torch.Tensor]:
         """The columns of a sample grid, each [B,3,H,W] in [0,1]."""
@@ -143,27 +328,71 @@ def semantic_dataset_options(dc: DataConfig) -> dict[str, Any]:
     return kw
 
 
+def _list_inputs(path: Path, suffixes: tuple[str, ...], what: str, prefer: str | None = None) -> list[Path]:
+    """Files of a folder (or the one file given); in a Cityscapes gtFine folder only the `prefer` kind."""
+    if path.is_file():
+        return [path]
+    if not path.is_dir():
+        raise FileNotFoundError(f"{what} {path}: no such file or folder")
+    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+    if prefer and any(p.stem.endswith(prefer) for p in files):
+        files = [p for p in files if p.stem.endswith(prefer)]
+    if not files:
+        raise FileNotFoundError(f"{what} {path}: no {'/'.join(suffixes)} files in this folder")
+    return files
+
+
+def _stem_key(p: Path) -> str:
+    """Matches Cityscapes-style names (x_gtFine_labelIds / x_gtFine_instanceIds) and plain equal stems."""
+    stem = p.stem
+    for suffix in ("_gtFine_labelIds", "_gtFine_instanceIds", "_labelIds", "_instanceIds"):
+        if stem.endswith(suffix):
+            return stem[: -len(suffix)]
+    return stem
+
+
 class SemanticTask(Task):
     """Semantic image synthesis: S (one-hot + instance edges) -> photo (paper §3, §4.2)."""
 
-    def __init__(self, cfg: Config, data_root: str | None = None):
-        self.cfg = cfg
-        self.num_classes = cfg.data.num_classes
-        self.data_root = data_root or cfg.data.root
-        self.palette = None
+    LABEL_SUFFIXES = (".png",)  # label and instance maps must be lossless
+
+    @classmethod
+    def default_split(cls) -> str:
+        return "val"
+
+    @classmethod
+    def default_metrics(cls) -> tuple[str, ...]:
+        return ("fid", "kid", "miou")  # paper Table 3
+
+    @classmethod
+    def has_label_maps(cls) -> bool:
+        return True
+
+    @cached_property
+    def palette(self) -> np.ndarray:
+        from .data import label_spec_for
+
+        dc = self.cfg.data
+        return label_spec_for(dc.dataset, dc.num_classes, dc.dontcare).palette
 
     def d_names(self) -> list[str]:
         return ["D_s"]
 
-    def build_datasets(self, with_val: bool = True):
+    def _dataset(self, root: str | Path | None, split: str, **kw: Any):
         from .data import build_semantic_dataset
 
+        return build_semantic_dataset(self.cfg.data.dataset, root, split, **semantic_dataset_options(self.cfg.data),
+                                      **kw)
+
+    def _check_root(self) -> None:
         dc = self.cfg.data
-        kw = semantic_dataset_options(dc)
-        if dc.dataset not in ("custom", "synth-city") and self.data_root is None:
+        if dc.dataset != "synth-city" and self.data_root is None:
             raise ValueError(f"--data: the {dc.dataset} dataset needs its folder (data.root)")
-        train = build_semantic_dataset(dc.dataset, self.data_root, "train", crop_size=dc.crop_size, flip=dc.flip,
-                                       **kw)
+
+    def build_datasets(self, with_val: bool = True):
+        dc = self.cfg.data
+        self._check_root()
+        train = self._dataset(self.data_root, "train", crop_size=dc.crop_size, flip=dc.flip)
         if train.num_classes != dc.num_classes:
             raise ValueError(
                 f"data.num_classes={dc.num_classes} but the {dc.dataset} dataset at {train.root} has "
@@ -172,13 +401,12 @@ class SemanticTask(Task):
         if dc.use_instance and not train.has_instance:
             raise ValueError(f"data.use_instance=true but the {dc.dataset} dataset at {train.root} has no "
                              "instance maps (set data.use_instance=false)")
-        self.palette = train.palette
         val = None
         if with_val:
             try:
-                val = build_semantic_dataset(dc.dataset, str(train.root), "val", crop_size=None, flip=False, **kw)
-            except (FileNotFoundError, ValueError):
-                val = None
+                val = self._dataset(str(train.root), "val", crop_size=None, flip=False)
+            except (FileNotFoundError, ValueError) as e:
+                self._warn_no_val(train.root, "val", e)
         return train, val
 
     def collate(self, samples):
@@ -232,43 +460,154 @@ class SemanticTask(Task):
                      gray_to_rgb(out.weight_local)]
         return cols + [to_unit(out.image), to_unit(prep.real)]
 
+    # -- inference -------------------------------------------------------------------------------------------------
+    def generator_inputs(self, label, instance=None, aerial=None):
+        from .data import make_semantic_input
+
+        label = as_id_batch(label)
+        if aerial is not None:
+            raise ValueError("`aerial` is a cross-view input; this is a semantic-synthesis model")
+        if self.cfg.data.use_instance:
+            if instance is None:
+                raise ValueError(
+                    "this model was trained with instance edges (data.use_instance): pass `instance` ids "
+                    "(--instances on the command line)"
+                )
+            instance = as_id_batch(instance, label.device)
+        else:
+            instance = None
+        h, w = label.shape[-2:]
+        if h % 32 or w % 32:
+            raise ValueError(f"label map of {w}x{h}: width and height must be multiples of 32 for this generator")
+        return (make_semantic_input(label, self.num_classes, instance),)
+
+    def inference_inputs(self, labels: Path, instances: Path | None = None) -> list[InferenceInput]:
+        label_files = _list_inputs(labels, self.LABEL_SUFFIXES, "--labels", prefer="_labelIds")
+        inst_by_key: dict[str, Path] = {}
+        if instances is not None and self.cfg.data.use_instance:
+            for p in _list_inputs(instances, self.LABEL_SUFFIXES, "--instances", prefer="_instanceIds"):
+                inst_by_key[_stem_key(p)] = p
+        items = []
+        for f in label_files:
+            inst = None
+            if inst_by_key:
+                key = _stem_key(f)
+                if key not in inst_by_key:
+                    raise FileNotFoundError(f"--instances: no instance map for {f.name} (looked for {key}*)")
+                inst = inst_by_key[key]
+            items.append(InferenceInput(output_name(f), f, inst))
+        return items
+
+    def load_inference_input(self, item: InferenceInput) -> GeneratorSample:
+        from .data import label_spec_for
+        from .data.common import load_index_map, load_label
+
+        dc = self.cfg.data
+        label = torch.from_numpy(load_label(item.path, label_spec_for(dc.dataset, dc.num_classes, dc.dontcare)))
+        h, w = label.shape
+        if h % 32 or w % 32:
+            raise ValueError(f"{item.path}: label map of {w}x{h}; width and height must be multiples of 32 for this "
+                             "generator")
+        inst = None
+        if dc.use_instance:
+            if item.instance_path is None:
+                # Without instance maps the labels themselves delimit regions (SPADE's fallback).
+                inst = label.clone()
+            else:
+                inst = torch.from_numpy(load_index_map(item.instance_path, "instance").astype(np.int64))
+                if inst.shape != label.shape:
+                    raise ValueError(f"{item.instance_path}: size {tuple(inst.shape[::-1])} differs from its label "
+                                     f"map {item.path} ({tuple(label.shape[::-1])})")
+        return GeneratorSample(label, inst)
+
+    # -- evaluation ------------------------------------------------------------------------------------------------
+    def eval_dataset(self, split: str):
+        self._check_root()
+        return self._dataset(self.data_root, split, crop_size=None, flip=False)
+
+    def eval_sources(self, dataset) -> list[Path]:
+        return [Path(p.image) for p in dataset.pairs]
+
+    def eval_batch(self, samples, names):
+        from .data import collate_semantic
+
+        batch = collate_semantic(samples)
+        return EvalBatch(names, batch["label"], batch["image"], instance=batch["instance"],
+                         label_maps=batch["label"])
+
 
 class CrossViewTask(Task):
     """Cross-view translation: concat(I_a, S_g) -> target view, with the dual discriminator (paper §4.1)."""
 
-    def __init__(self, cfg: Config, data_root: str | None = None):
-        self.cfg = cfg
-        self.num_classes = cfg.data.num_classes
-        self.data_root = data_root or cfg.data.root
-        self.palette = None
+    PANEL_SUFFIXES = (".png", ".jpg", ".jpeg")
+
+    @classmethod
+    def default_split(cls) -> str:
+        return "test"
+
+    @classmethod
+    def default_metrics(cls) -> tuple[str, ...]:
+        from .metrics.folders import CROSSVIEW_METRICS
+
+        return CROSSVIEW_METRICS  # paper Tables 1-2
+
+    @classmethod
+    def has_label_maps(cls) -> bool:
+        return False  # its class maps condition the generator; the paper scores no segmentation
+
+    @cached_property
+    def palette(self) -> np.ndarray:
+        from .data.crossview import CROSSVIEW_PALETTE
+
+        return CROSSVIEW_PALETTE
 
     def d_names(self) -> list[str]:
         return ["D_i", "D_s"]
 
+    @property
+    def _panel_size(self) -> int:
+        dc = self.cfg.data
+        return (dc.crop_size or dc.load_size)[0]
+
+    def _root(self) -> Path:
+        """The data folder: --data / data.root as given; the built-in towns only when neither is set."""
+        dc = self.cfg.data
+        if self.data_root is None:
+            if dc.dataset == "synth-views":
+                from .data.synthetic_views import ensure_synth_views
+
+                return ensure_synth_views(None, size=self._panel_size)
+            raise ValueError(f"--data: the {dc.dataset} dataset needs a folder (data.root)")
+        root = Path(self.data_root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"--data {root}: no such folder (the built-in synthetic towns are made only "
+                                    "when no data folder is given)")
+        return root
+
     def build_datasets(self, with_val: bool = True):
         from .data.crossview import CrossViewDataset
-        from .data.synthetic_views import ensure_synth_views
 
         dc = self.cfg.data
-        root = self.data_root
-        if dc.dataset == "synth-views" and (root is None or not (Path(root) / "train").is_dir()):
-            root = str(ensure_synth_views(root, size=(dc.crop_size or dc.load_size)[0]))
-        if root is None:
-            raise ValueError(f"--data: the {dc.dataset} dataset needs a folder (data.root)")
+        root = self._root()
         train = CrossViewDataset(root, "train", direction=dc.direction, load_size=dc.load_size[0],
                                  crop_size=dc.crop_size[0] if dc.crop_size else None, flip=dc.flip, train=True)
         if train.num_classes != self.num_classes:
             raise ValueError(f"data.num_classes={self.num_classes} but {root} has {train.num_classes} classes")
-        self.palette = train.palette
         val = None
         if with_val:
+            split = self.default_split()
             try:
-                size = (dc.crop_size or dc.load_size)[0]
-                val = CrossViewDataset(root, "test", direction=dc.direction, load_size=size, crop_size=None,
-                                       flip=False, train=False)
-            except (FileNotFoundError, ValueError):
-                val = None
+                val = self._eval_dataset_at(root, split)
+            except (FileNotFoundError, ValueError) as e:
+                self._warn_no_val(root, split, e)
         return train, val
+
+    def _eval_dataset_at(self, root: Path, split: str):
+        from .data.crossview import CrossViewDataset
+
+        size = self._panel_size
+        return CrossViewDataset(root, split, direction=self.cfg.data.direction, load_size=size, crop_size=size,
+                                flip=False, train=False)
 
     def collate(self, samples):
         from .data.crossview import collate_crossview
@@ -310,6 +649,56 @@ class CrossViewTask(Task):
                      gray_to_rgb(out.weight_local)]
         return cols + [to_unit(out.image), to_unit(prep.real)]
 
+    # -- inference -------------------------------------------------------------------------------------------------
+    def generator_inputs(self, label, instance=None, aerial=None):
+        from .data.crossview import class_masks
+
+        if aerial is None:
+            raise ValueError("cross-view generation needs `aerial`: concat(I_a, S_g colour) [B,6,H,W]")
+        if instance is not None:
+            raise ValueError("`instance` is a semantic-synthesis input; this is a cross-view model")
+        label = as_id_batch(label)
+        aerial = torch.as_tensor(aerial).to(label.device)
+        if aerial.dim() == 3:
+            aerial = aerial.unsqueeze(0)
+        return aerial.float(), class_masks(label, self.num_classes).float()
+
+    def inference_inputs(self, labels: Path, instances: Path | None = None) -> list[InferenceInput]:
+        if instances is not None:
+            raise ValueError(f"--instances {instances}: a cross-view model takes no instance maps (the panel files "
+                             "hold all its inputs)")
+        return [InferenceInput(output_name(f), f) for f in _list_inputs(labels, self.PANEL_SUFFIXES, "--labels")]
+
+    def load_inference_input(self, item: InferenceInput) -> GeneratorSample:
+        from .data.crossview import read_crossview_inputs
+
+        x, label = read_crossview_inputs(item.path, direction=self.cfg.data.direction, size=self._panel_size)
+        return GeneratorSample(label, aerial=x)
+
+    # -- evaluation ------------------------------------------------------------------------------------------------
+    def eval_dataset(self, split: str):
+        return self._eval_dataset_at(self._root(), split)
+
+    def eval_sources(self, dataset) -> list[Path]:
+        return list(dataset.files)
+
+    def eval_batch(self, samples, names):
+        from .data.crossview import collate_crossview
+
+        batch = collate_crossview(samples)
+        return EvalBatch(names, batch["label"], batch["image"], aerial=batch["input"])
+
+
+# The implementation of each value of model.task (config.TaskName declares the names).
+TASKS: dict[str, type[Task]] = {"semantic": SemanticTask, "crossview": CrossViewTask}
+
+
+def task_class(name: str) -> type[Task]:
+    """The Task subclass of a model.task value."""
+    if name not in TASKS:
+        raise ValueError(f"model.task={name!r}: expected one of {', '.join(TASKS)}")
+    return TASKS[name]
+
 
 def make_task(cfg: Config, data_root: str | None = None) -> Task:
-    return CrossViewTask(cfg, data_root) if cfg.model.task == "crossview" else SemanticTask(cfg, data_root)
+    return task_class(cfg.model.task)(cfg, data_root)

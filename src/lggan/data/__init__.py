@@ -72,6 +72,20 @@ def normalize_dataset_name(name: str) -> str:
     return key
 
 
+def _synth_city_root(root: str | Path | None) -> Path:
+    """The folder a ``synth-city`` dataset reads: generated only into the cache, never into a given path.
+
+    A mistyped ``--data`` must fail, not silently train on a freshly generated city. A given folder is
+    read in the Cityscapes layout whether or not it was generated (a generated one has that layout too).
+    """
+    if root is None:
+        return ensure_synth_city(None)
+    root = Path(root).expanduser()
+    if not root.exists():
+        raise FileNotFoundError(f"--data {root}: no such folder (leave --data out to use the generated synthetic city)")
+    return root
+
+
 def build_semantic_dataset(
     name: str,
     root: str | Path | None,
@@ -93,7 +107,8 @@ def build_semantic_dataset(
     Args:
         name: ``cityscapes``, ``ade20k``, ``coco-stuff``, ``custom`` or ``synth-city``.
         root: dataset folder. For ``synth-city`` ``None`` means the default cache
-            folder, generated on first use (see :func:`ensure_synth_city`).
+            folder, generated on first use (see :func:`ensure_synth_city`); a given
+            folder must exist (FileNotFoundError otherwise) and is read as Cityscapes.
         split: ``train``/``val`` (``test`` for Cityscapes); ``None`` only for a flat custom folder.
         load_size: ``(width, height)`` or ``"WxH"``; ``None`` = dataset default (Cityscapes 512x256,
             ADE20K / COCO-Stuff 256x256, custom and synth-city native), ``"native"`` = no resize.
@@ -111,10 +126,7 @@ def build_semantic_dataset(
         if given:
             raise ValueError(f"{', '.join(given)} only apply to the custom dataset, not {key}")
     if key == SYNTH_CITY:
-        # An existing synthetic city is used as it is (whatever its parameters);
-        # otherwise the default one is generated at root / in the cache.
-        if root is None or not is_synth_city(root):
-            root = ensure_synth_city(root)
+        root = _synth_city_root(root)
         dataset_cls: type[SemanticDataset] = CityscapesDataset
         default_size = None
     else:

@@ -26,8 +26,12 @@ from torch.utils.data import Dataset
 from .transforms import SemanticTransform, Size
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
-# Label / instance maps hold ids, so they must decode to a single integer channel.
+# Label / instance maps hold ids, so they must decode to a single integer channel...
 INDEX_MAP_MODES = frozenset({"L", "P", "I", "I;16", "I;16L", "I;16B"})
+# ...stored losslessly: JPEG (or lossy WebP) noise turns ids into other, valid-looking ids. PIL cannot tell a
+# lossless WebP from a lossy one without decoding, so WebP is refused too.
+LOSSLESS_INDEX_FORMATS = frozenset({"PNG", "BMP", "TIFF"})
+LOSSY_TIFF_COMPRESSIONS = frozenset({"jpeg", "tiff_jpeg", "webp"})
 MAX_ISSUES_IN_MESSAGE = 20
 
 
@@ -52,11 +56,23 @@ class DataIssue:
 
 
 class DatasetError(ValueError):
-    """Bad data on disk; ``issues`` lists every problem found."""
+    """Bad data on disk; ``issues`` lists every problem found.
+
+    Constructible from the message alone and picklable with its issues, so it survives being re-raised
+    from a DataLoader worker (which rebuilds it as ``DatasetError(text)``) or a process pool (pickle).
+    """
 
     def __init__(self, message: str, issues: Sequence[DataIssue] = ()) -> None:
         super().__init__(message)
         self.issues = list(issues)
+
+    def __reduce__(self) -> tuple:
+        return type(self), (str(self), self.issues)
+
+
+def file_error(path: Path, message: str) -> DatasetError:
+    """One bad file: ``DatasetError("PATH: message")`` carrying that single issue."""
+    return DatasetError(f"{path}: {message}", [DataIssue(path, message)])
 
 
 def raise_for_issues(issues: Sequence[DataIssue], context: str) -> None:
@@ -198,15 +214,45 @@ def pair_folders_by_stem(
     return pairs, issues + more, instances is not None
 
 
-def read_header(path: Path) -> tuple[tuple[int, int], str]:
-    """``((width, height), mode)`` from the file header only; ValueError naming the file if unreadable."""
+def open_image(path: Path) -> Image.Image:
+    """``Image.open(path)`` (header only); FileNotFoundError or DatasetError naming the file if it is unusable."""
+    path = Path(path)
     try:
-        with Image.open(path) as img:
-            return img.size, img.mode
+        if path.stat().st_size == 0:
+            raise file_error(path, "empty file (0 bytes)")
+        return Image.open(path)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: file not found") from None
+    except DatasetError:
+        raise
     except Exception as exc:  # PIL raises many types (UnidentifiedImageError, OSError, SyntaxError...)
-        raise ValueError(f"{path}: unreadable image file ({exc})") from None
+        raise file_error(path, f"unreadable image file ({exc})") from None
+
+
+def lossy_format(img: Image.Image) -> str | None:
+    """Name of ``img``'s file format if it may have altered pixel values (lossy or unknown), else ``None``."""
+    if img.format not in LOSSLESS_INDEX_FORMATS:
+        return img.format or "of unknown format"
+    compression = img.info.get("compression")
+    if img.format == "TIFF" and compression in LOSSY_TIFF_COMPRESSIONS:
+        return f"TIFF with {compression} compression"
+    return None
+
+
+def index_map_problem(mode: str, lossy: str | None, role: str) -> str | None:
+    """Why a file of PIL ``mode`` (and ``lossy`` format, see :func:`lossy_format`) cannot be a ``role`` map."""
+    if lossy is not None:
+        return (f"{role} map must be a lossless PNG, BMP or TIFF file, but the file is {lossy} "
+                f"(lossy compression changes ids; re-save the original ids as PNG)")
+    if mode not in INDEX_MAP_MODES:
+        return f"{role} map must be a single-channel integer PNG, got PIL mode {mode}"
+    return None
+
+
+def read_header(path: Path) -> tuple[tuple[int, int], str, str | None]:
+    """``((width, height), mode, lossy_format)`` from the file header only; errors name the file."""
+    with open_image(path) as img:
+        return img.size, img.mode, lossy_format(img)
 
 
 def check_headers(pairs: Sequence[SamplePaths]) -> list[DataIssue]:
@@ -216,7 +262,7 @@ def check_headers(pairs: Sequence[SamplePaths]) -> list[DataIssue]:
     """
     issues: list[DataIssue] = []
     for pair in pairs:
-        headers: dict[str, tuple[tuple[int, int], str]] = {}
+        headers: dict[str, tuple[tuple[int, int], str, str | None]] = {}
         roles = {"image": pair.image, "label": pair.label, "instance": pair.instance}
         for role, path in roles.items():
             if path is None:
@@ -228,10 +274,10 @@ def check_headers(pairs: Sequence[SamplePaths]) -> list[DataIssue]:
         for role in ("label", "instance"):
             if role not in headers:
                 continue
-            size, mode = headers[role]
-            if mode not in INDEX_MAP_MODES:
-                message = f"{role} map must be a single-channel integer PNG, got PIL mode {mode}"
-                issues.append(DataIssue(roles[role], message))
+            size, mode, lossy = headers[role]
+            problem = index_map_problem(mode, lossy, role)
+            if problem is not None:
+                issues.append(DataIssue(roles[role], problem))
             if "image" in headers and size != headers["image"][0]:
                 image_size = _wxh(headers["image"][0])
                 message = f"{role} size {_wxh(size)} does not match image {pair.image.name} size {image_size}"
@@ -246,31 +292,33 @@ def _wxh(size: tuple[int, int]) -> str:
 # ------------------------------------------------------------------------- decoding
 
 
-def load_image(path: Path) -> np.ndarray:
-    """Decode an RGB photo as ``uint8 [H, W, 3]``; ValueError naming the file if broken."""
+def _decode(path: Path, img: Image.Image, convert: Callable[[Image.Image], np.ndarray], what: str) -> np.ndarray:
+    """``convert(img)`` (where PIL reads the pixels); DatasetError naming the file if they are truncated or corrupt."""
     try:
-        with Image.open(path) as img:
-            return np.array(img.convert("RGB"))  # writable copy: torch.from_numpy needs one
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: file not found") from None
-    except Exception as exc:
-        raise ValueError(f"{path}: cannot decode image, file is truncated or corrupt ({exc})") from None
+        return convert(img)
+    except Exception as exc:  # PIL raises OSError, SyntaxError, zlib errors... for damaged data
+        raise file_error(path, f"cannot decode {what}, file is truncated or corrupt ({exc})") from None
+
+
+def load_image(path: Path) -> np.ndarray:
+    """Decode an RGB photo as ``uint8 [H, W, 3]``; DatasetError (a ValueError) naming the file if broken."""
+    with open_image(path) as img:
+        # np.array makes a writable copy: torch.from_numpy needs one.
+        return _decode(path, img, lambda im: np.array(im.convert("RGB")), "image")
 
 
 def load_index_map(path: Path, role: str = "label") -> np.ndarray:
-    """Decode a single-channel label/instance PNG as an integer array ``[H, W]``."""
-    try:
-        with Image.open(path) as img:
-            if img.mode not in INDEX_MAP_MODES:
-                raise ValueError(f"{role} map must be a single-channel integer PNG, got PIL mode {img.mode}")
-            # P-mode PNGs: the palette indices are the class ids, so no conversion.
-            return np.array(img)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: file not found") from None
-    except ValueError as exc:
-        raise ValueError(f"{path}: {exc}") from None
-    except Exception as exc:
-        raise ValueError(f"{path}: cannot decode {role} map, file is truncated or corrupt ({exc})") from None
+    """Decode a single-channel, losslessly stored label/instance map as an integer array ``[H, W]``.
+
+    DatasetError (a ValueError) naming the file if it is empty, truncated, corrupt, lossy (e.g. a JPEG
+    named ``.png``) or not single-channel.
+    """
+    with open_image(path) as img:
+        problem = index_map_problem(img.mode, lossy_format(img), role)
+        if problem is not None:
+            raise file_error(path, problem)
+        # P-mode PNGs: the palette indices are the class ids, so no conversion.
+        return _decode(path, img, np.array, f"{role} map")
 
 
 def describe_invalid(raw: np.ndarray, mapped: np.ndarray, spec: LabelSpec) -> str:
@@ -289,7 +337,7 @@ def load_label(path: Path, spec: LabelSpec) -> np.ndarray:
     raw = load_index_map(path, "label")
     mapped = spec.map_raw(raw)
     if (mapped < 0).any():
-        raise ValueError(f"{path}: {describe_invalid(raw, mapped, spec)}")
+        raise file_error(path, describe_invalid(raw, mapped, spec))
     return mapped
 
 
@@ -416,16 +464,10 @@ class SemanticDataset(Dataset):
         image = load_image(paths.image)
         instance = load_index_map(paths.instance, "instance").astype(np.int64) if paths.instance else None
         height, width = image.shape[:2]
-        if label.shape != (height, width):
-            raise ValueError(
-                f"{paths.label}: label size {label.shape[1]}x{label.shape[0]} does not match image "
-                f"{paths.image.name} size {width}x{height}"
-            )
-        if instance is not None and instance.shape != (height, width):
-            raise ValueError(
-                f"{paths.instance}: instance size {instance.shape[1]}x{instance.shape[0]} does not match "
-                f"image {paths.image.name} size {width}x{height}"
-            )
+        for role, path, array in (("label", paths.label, label), ("instance", paths.instance, instance)):
+            if array is not None and array.shape != (height, width):
+                raise file_error(path, f"{role} size {array.shape[1]}x{array.shape[0]} does not match image "
+                                       f"{paths.image.name} size {width}x{height}")
         label_t = torch.from_numpy(label)
         # uint8 [H, W, 3] -> float [3, H, W] in [-1, 1]
         image_t = torch.from_numpy(image).permute(2, 0, 1).float().div_(127.5).sub_(1.0)

@@ -27,22 +27,17 @@ so :class:`lggan.data.cityscapes.CityscapesDataset` reads it unchanged.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import sys
 import time
-import uuid
 from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
-from multiprocessing import get_context
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 from cityscapesscripts.helpers.labels import id2label, name2label
 from PIL import Image
-from tqdm import tqdm
 
+from .storage import build_atomically, cache_dir, check_workers, ensure_built, is_complete, run_jobs, write_json
 from .transforms import parse_size
 
 SYNTH_CITY_VERSION = 1
@@ -825,19 +820,20 @@ def _write_png(array: np.ndarray, path: Path) -> None:
     Image.fromarray(array).save(path, format="PNG", compress_level=4)
 
 
-def _generate_chunk(root: str, split: str, start: int, stop: int, size: tuple[int, int], seed: int) -> np.ndarray:
-    """Write images ``start..stop-1`` of ``split``; returns pixel counts per label id ``int64 [256]``."""
-    counts = np.zeros(256, np.int64)
-    image_dir = Path(root) / "leftImg8bit" / split / CITY
-    label_dir = Path(root) / "gtFine" / split / CITY
-    for index in range(start, stop):
-        label, instance, image = render_scene(scene_rng(seed, split, index), size)
-        stem = file_stem(index)
-        _write_png(image, image_dir / f"{stem}_leftImg8bit.png")
-        _write_png(label, label_dir / f"{stem}_gtFine_labelIds.png")
-        _write_png(instance.astype(np.uint16), label_dir / f"{stem}_gtFine_instanceIds.png")
-        counts += np.bincount(label.ravel(), minlength=256)
-    return counts
+def _split_dirs(root: Path, split: str) -> tuple[Path, Path]:
+    return root / "leftImg8bit" / split / CITY, root / "gtFine" / split / CITY
+
+
+def _generate_image(job: tuple[str, str, int, tuple[int, int], int]) -> np.ndarray:
+    """Worker: write image ``index`` of ``split`` under ``root``; returns pixel counts per label id ``int64 [256]``."""
+    root, split, index, size, seed = job
+    image_dir, label_dir = _split_dirs(Path(root), split)
+    label, instance, image = render_scene(scene_rng(seed, split, index), size)
+    stem = file_stem(index)
+    _write_png(image, image_dir / f"{stem}_leftImg8bit.png")
+    _write_png(label, label_dir / f"{stem}_gtFine_labelIds.png")
+    _write_png(instance.astype(np.uint16), label_dir / f"{stem}_gtFine_instanceIds.png")
+    return np.bincount(label.ravel(), minlength=256)
 
 
 def _check_counts(num_train: int, num_val: int, size: tuple[int, int], seed: int) -> tuple[int, int]:
@@ -854,14 +850,16 @@ def _check_counts(num_train: int, num_val: int, size: tuple[int, int], seed: int
     return width, height
 
 
-def _worker_context():
-    """Process start method for generation workers.
+def _wanted(num_train: int, num_val: int, size: tuple[int, int], seed: int) -> dict:
+    """The summary entries that identify a synthetic city (the rest is timing and statistics)."""
+    return {"num_train": num_train, "num_val": num_val, "size": list(size), "seed": seed,
+            "version": SYNTH_CITY_VERSION}  # fmt: skip
 
-    On Linux "fork" starts instantly and, unlike "spawn", does not re-import the
-    caller's main script; it is safe here because workers only run numpy / PIL
-    code (no torch ops, no BLAS), as torch's own DataLoader workers rely on too.
-    """
-    return get_context("fork" if sys.platform.startswith("linux") else "spawn")
+
+def _is_complete(root: Path, num_train: int, num_val: int, size: tuple[int, int], seed: int) -> bool:
+    counts = {f"leftImg8bit/{split}/{CITY}/*_leftImg8bit.png": count
+              for split, count in (("train", num_train), ("val", num_val))}
+    return is_complete(root, META_FILE, _wanted(num_train, num_val, size, seed), counts)
 
 
 def generate_synth_city(
@@ -877,67 +875,37 @@ def generate_synth_city(
     """Generate the synthetic city into ``out_dir`` (Cityscapes layout) and return a summary dict.
 
     Everything is written into a temporary folder beside ``out_dir`` which is
-    renamed into place at the end, so an interrupted run leaves no partial
-    dataset. Output bytes depend only on ``(num_train, num_val, size, seed)``,
-    not on ``workers``.
+    renamed into place at the end (see :func:`lggan.data.storage.build_atomically`),
+    so an interrupted run leaves no partial dataset. Output bytes depend only on
+    ``(num_train, num_val, size, seed)``, not on ``workers``.
 
     Args:
         out_dir: destination; must not exist or be empty unless ``overwrite``.
         size: ``(width, height)`` of every image.
-        workers: processes to use (``None``: up to 2 when there are >= 100 images).
+        workers: processes to use (``None``: :func:`lggan.data.storage.default_workers`; 0 or 1: this process).
         progress: show a tqdm progress bar.
         overwrite: replace an existing ``out_dir``.
     """
     size = _check_counts(num_train, num_val, size, seed)
+    check_workers(workers)
     out_dir = Path(out_dir).expanduser().resolve()
-    if out_dir.exists() and not out_dir.is_dir():
-        raise FileExistsError(f"{out_dir} exists and is not a directory")
-    if out_dir.is_dir() and any(out_dir.iterdir()) and not overwrite:
-        raise FileExistsError(f"{out_dir} already exists and is not empty (pass overwrite=True to replace it)")
-    total = num_train + num_val
-    if workers is None:
-        workers = min(2, os.cpu_count() or 1) if total >= 100 else 1
-    if not isinstance(workers, int) or workers < 1:
-        raise ValueError(f"workers must be a positive integer, got {workers!r}")
-
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    # mkdir (not mkdtemp) so the final folder gets normal umask permissions, not 0700.
-    tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
     started = time.perf_counter()
-    try:
+
+    def fill(tmp: Path) -> dict:
         for split in SPLIT_CODES:
-            (tmp / "leftImg8bit" / split / CITY).mkdir(parents=True)
-            (tmp / "gtFine" / split / CITY).mkdir(parents=True)
-        chunk = 20
-        jobs = [
-            (split, start, min(start + chunk, count))
-            for split, count in (("train", num_train), ("val", num_val))
-            for start in range(0, count, chunk)
-        ]
+            for folder in _split_dirs(tmp, split):
+                folder.mkdir(parents=True)
+        jobs = [(str(tmp), split, index, size, seed)
+                for split, count in (("train", num_train), ("val", num_val)) for index in range(count)]  # fmt: skip
         counts = np.zeros(256, np.int64)
-        with tqdm(total=total, desc="synth-city", unit="img", disable=not progress) as bar:
-            if workers == 1:
-                for split, start, stop in jobs:
-                    counts += _generate_chunk(str(tmp), split, start, stop, size, seed)
-                    bar.update(stop - start)
-            else:
-                with ProcessPoolExecutor(max_workers=workers, mp_context=_worker_context()) as pool:
-                    futures = {
-                        pool.submit(_generate_chunk, str(tmp), split, start, stop, size, seed): stop - start
-                        for split, start, stop in jobs
-                    }
-                    for future in as_completed(futures):
-                        counts += future.result()
-                        bar.update(futures[future])
-        seconds = time.perf_counter() - started
-        summary = _summary(out_dir, num_train, num_val, size, seed, counts, seconds)
-        (tmp / META_FILE).write_text(json.dumps(summary, indent=2) + "\n")
-        _move_into_place(tmp, out_dir, overwrite)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return summary
+        for image_counts in run_jobs(_generate_image, jobs, workers, progress, desc="synth-city", unit="img"):
+            counts += image_counts
+        summary = _summary(out_dir, num_train, num_val, size, seed, counts, time.perf_counter() - started)
+        write_json(tmp / META_FILE, summary)
+        return summary
+
+    complete = partial(_is_complete, num_train=num_train, num_val=num_val, size=size, seed=seed)
+    return build_atomically(out_dir, fill, overwrite=overwrite, is_complete=complete)
 
 
 def _summary(
@@ -959,31 +927,6 @@ def _summary(
         "seconds": round(seconds, 3),
         "classes": classes,
     }
-
-
-def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool) -> None:
-    """Rename the finished temp folder to ``out_dir`` (replacing it if ``overwrite``)."""
-    if out_dir.is_dir() and not any(out_dir.iterdir()):
-        out_dir.rmdir()
-    if out_dir.exists() and overwrite:
-        trash = out_dir.parent / f".{out_dir.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
-        os.rename(out_dir, trash)
-        os.rename(tmp, out_dir)
-        shutil.rmtree(trash, ignore_errors=True)
-        return
-    try:
-        os.rename(tmp, out_dir)
-    except OSError:
-        # Another process finished the same dataset first: keep theirs if it is complete.
-        if (out_dir / META_FILE).is_file():
-            shutil.rmtree(tmp, ignore_errors=True)
-            return
-        raise
-
-
-def cache_dir() -> Path:
-    """``$LGGAN_CACHE`` or ``~/.cache/lggan``."""
-    return Path(os.environ.get("LGGAN_CACHE") or Path.home() / ".cache" / "lggan").expanduser()
 
 
 def default_synth_city_root(
@@ -1029,15 +972,16 @@ def ensure_synth_city(
     width, height = _check_counts(num_train, num_val, size, seed)
     root = Path(root).expanduser() if root is not None else default_synth_city_root(num_train, num_val, size, seed)
     if (root / META_FILE).is_file():
+        wanted = _wanted(num_train, num_val, (width, height), seed)
         meta = summarize_synth_city(root)
-        wanted = {"num_train": num_train, "num_val": num_val, "size": [width, height], "seed": seed,
-                  "version": SYNTH_CITY_VERSION}  # fmt: skip
         found = {key: meta.get(key) for key in wanted}
         if found != wanted:
             raise ValueError(f"{root} holds a synthetic city with {found}, not the requested {wanted}")
         return root
-    generate_synth_city(root, num_train, num_val, (width, height), seed, workers, progress)
-    return root
+    generate = partial(generate_synth_city, num_train=num_train, num_val=num_val, size=(width, height), seed=seed,
+                       workers=workers, progress=progress)
+    complete = partial(_is_complete, num_train=num_train, num_val=num_val, size=(width, height), seed=seed)
+    return ensure_built(root, complete, generate)
 
 
 def format_synth_summary(summary: dict) -> str:

@@ -28,14 +28,11 @@ the output does not depend on the number of workers.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-import shutil
-import tempfile
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -49,7 +46,15 @@ from lggan.data.crossview import (
     join_panels,
     label_to_gray,
 )
-from lggan.io import default_permissions
+from lggan.data.storage import (
+    build_atomically,
+    cache_dir,
+    check_workers,
+    ensure_built,
+    is_complete,
+    run_jobs,
+    write_json,
+)
 
 __all__ = [
     "MATERIAL_CLASS",
@@ -506,9 +511,7 @@ def render_views(rng: np.random.Generator, size: int = 256) -> dict[str, Any]:
     and ``horizon`` (float: street rows with ``row + 0.5 < horizon`` are above it).
     The town depends only on ``rng``'s state, not on ``size``.
     """
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 16:
-        raise ValueError(f"size must be an integer >= 16, got {size!r}")
-    size = int(size)
+    size = _check_size(size)
     town = _make_town(rng)
     aerial_rgb, aerial_mat = _render_aerial(town, size)
     street_rgb, street_mat = _render_street(town, size)
@@ -563,6 +566,12 @@ def _manifest(size: int, num_train: int, num_test: int, seed: int) -> dict[str, 
     }
 
 
+def _check_size(size: int) -> int:
+    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 16:
+        raise ValueError(f"size must be an integer >= 16, got {size!r}")
+    return int(size)
+
+
 def generate_synth_views(
     out_dir: str | os.PathLike[str],
     num_train: int = 500,
@@ -576,67 +585,39 @@ def generate_synth_views(
     """Render a synthetic cross-view dataset into ``out_dir/{train,test}/NNNNNN.png``.
 
     Everything is written into a temporary sibling folder that is renamed to
-    ``out_dir`` at the end, so ``out_dir`` is either complete or absent. An
-    existing ``out_dir`` raises unless ``overwrite``. ``workers=None`` uses up to
-    ``os.cpu_count()`` processes, ``0``/``1`` renders in this process. Returns a
-    summary: root, counts, size, seed, seconds, and per-view class pixel fractions.
+    ``out_dir`` at the end (see :func:`lggan.data.storage.build_atomically`), so
+    ``out_dir`` is either complete or absent. An existing non-empty ``out_dir``
+    raises unless ``overwrite``. ``workers=None`` uses
+    :func:`lggan.data.storage.default_workers`, ``0``/``1`` renders in this
+    process. Returns a summary: root, counts, size, seed, seconds, and per-view
+    class pixel fractions.
     """
     num_train, num_test = _check_count("num_train", num_train), _check_count("num_test", num_test)
     if num_train + num_test == 0:
         raise ValueError("num_train + num_test must be >= 1")
-    if isinstance(size, bool) or not isinstance(size, (int, np.integer)) or size < 16:
-        raise ValueError(f"size must be an integer >= 16, got {size!r}")
+    size = _check_size(size)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    size, seed = int(size), int(seed)
-    out = Path(out_dir)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out}: already exists (pass overwrite=True to replace it)")
-    if workers is None:
-        workers = min(os.cpu_count() or 1, 8)
-    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 0:
-        raise ValueError(f"workers must be a non-negative integer or None, got {workers!r}")
-
-    out.parent.mkdir(parents=True, exist_ok=True)
+    seed = int(seed)
+    check_workers(workers)
     start = time.perf_counter()
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
-        for split in ("train", "test"):
-            (tmp / split).mkdir()
-        jobs = [(str(tmp), "train", i, seed, size) for i in range(num_train)]
-        jobs += [(str(tmp), "test", i, seed, size) for i in range(num_test)]
-        from tqdm import tqdm
 
-        bar = tqdm(total=len(jobs), desc=f"synth-views {size}px", unit="img", disable=not progress)
+    def fill(tmp: Path) -> np.ndarray:
+        for split in SPLIT_CODES:
+            (tmp / split).mkdir()
+        jobs = [(str(tmp), split, index, seed, size)
+                for split, count in (("train", num_train), ("test", num_test)) for index in range(count)]  # fmt: skip
         counts = np.zeros((2, CROSSVIEW_NUM_CLASSES), np.int64)
-        if workers <= 1:
-            for job in jobs:
-                counts += _render_file(job)
-                bar.update()
-        else:
-            with ProcessPoolExecutor(max_workers=min(workers, len(jobs))) as pool:
-                for result in pool.map(_render_file, jobs, chunksize=4):
-                    counts += result
-                    bar.update()
-        bar.close()
-        (tmp / MANIFEST_NAME).write_text(json.dumps(_manifest(size, num_train, num_test, seed), indent=2) + "\n")
-        default_permissions(tmp)  # mkdtemp made it owner-only
-        if out.exists():  # overwrite: move the old tree aside first so the swap is two renames
-            trash = Path(tempfile.mkdtemp(prefix=f".{out.name}.old-", dir=out.parent))
-            os.replace(out, trash / out.name)
-            os.replace(tmp, out)
-            shutil.rmtree(trash, ignore_errors=True)
-        else:
-            try:
-                os.rename(tmp, out)
-            except OSError as exc:  # someone else created out_dir meanwhile
-                raise FileExistsError(f"{out}: appeared while generating; not replaced") from exc
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        for sample_counts in run_jobs(_render_file, jobs, workers, progress, desc=f"synth-views {size}px", unit="img"):
+            counts += sample_counts
+        write_json(tmp / MANIFEST_NAME, _manifest(size, num_train, num_test, seed))
+        return counts
+
+    complete = partial(_is_complete, size=size, num_train=num_train, num_test=num_test, seed=seed)
+    counts = build_atomically(out_dir, fill, overwrite=overwrite, is_complete=complete)
     fractions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     return {
-        "root": str(out),
+        "root": str(Path(out_dir)),
         "num_train": num_train,
         "num_test": num_test,
         "size": size,
@@ -649,21 +630,13 @@ def generate_synth_views(
 
 def default_synth_views_root(size: int = 256, num_train: int = 500, num_test: int = 100, seed: int = 0) -> Path:
     """Cache folder for a synthetic cross-view dataset: ``$LGGAN_CACHE`` or ``~/.cache/lggan``."""
-    cache = Path(os.environ.get("LGGAN_CACHE") or Path.home() / ".cache" / "lggan").expanduser()
-    return cache / f"synth_views_v{SYNTH_VIEWS_VERSION}_{size}px_n{num_train}-{num_test}_seed{seed}"
+    return cache_dir() / f"synth_views_v{SYNTH_VIEWS_VERSION}_{size}px_n{num_train}-{num_test}_seed{seed}"
 
 
 def _is_complete(root: Path, size: int, num_train: int, num_test: int, seed: int) -> bool:
     """True if ``root`` holds exactly the dataset these parameters describe."""
-    try:
-        manifest = json.loads((root / MANIFEST_NAME).read_text())
-    except (OSError, ValueError):
-        return False
-    if manifest != _manifest(size, num_train, num_test, seed):
-        return False
-    return all(
-        len(list((root / split).glob("*.png"))) == count for split, count in (("train", num_train), ("test", num_test))
-    )
+    counts = {"train/*.png": num_train, "test/*.png": num_test}
+    return is_complete(root, MANIFEST_NAME, _manifest(size, num_train, num_test, seed), counts)
 
 
 def ensure_synth_views(
@@ -681,17 +654,12 @@ def ensure_synth_views(
     but holds something else raises rather than being deleted.
     """
     path = Path(root) if root is not None else default_synth_views_root(size, num_train, num_test, seed)
-    if _is_complete(path, size, num_train, num_test, seed):
-        return path
-    if path.exists():
+    complete = partial(_is_complete, size=size, num_train=num_train, num_test=num_test, seed=seed)
+    if path.exists() and not complete(path):
         raise FileExistsError(
             f"{path}: exists but is not a complete synthetic cross-view dataset with size={size}, "
             f"num_train={num_train}, num_test={num_test}, seed={seed}; remove it or choose another root"
         )
-    try:
-        generate_synth_views(path, num_train, num_test, size, seed, workers, progress)
-    except FileExistsError:
-        # Another process finished the same dataset first; use it if it is the one we want.
-        if not _is_complete(path, size, num_train, num_test, seed):
-            raise
-    return path
+    generate = partial(generate_synth_views, num_train=num_train, num_test=num_test, size=size, seed=seed,
+                       workers=workers, progress=progress)
+    return ensure_built(path, complete, generate)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 from pathlib import Path
 from typing import Callable, Iterable, Sequence
@@ -12,7 +13,14 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from lggan.metrics.files import batch_by_shape, list_images, load_image_uint8, resolve_weights_file
+from lggan.metrics.files import (
+    batch_by_shape,
+    list_images,
+    load_image_uint8,
+    load_weights_file,
+    one_line,
+    resolve_weights_file,
+)
 
 INCEPTION_WEIGHTS_FILE = "weights-inception-2015-12-05-6726825d.pth"
 FEATURE_LAYER = "2048"
@@ -44,32 +52,63 @@ def _inception_source() -> str:
     return f"torch-fidelity's converted TF-Inception weights, released at {URL_INCEPTION_V3}"
 
 
-def resolve_inception_weights(weights: str | os.PathLike | None = None) -> Path:
+def resolve_inception_weights(weights: str | os.PathLike | None = None, arg_name: str = "inception_weights") -> Path:
     """Local TF-Inception weights: `weights`, else torch.hub.get_dir()/checkpoints/<file>; never downloads."""
-    return resolve_weights_file(weights, INCEPTION_WEIGHTS_FILE, "inception_weights", _inception_source())
+    return resolve_weights_file(weights, INCEPTION_WEIGHTS_FILE, arg_name, _inception_source())
+
+
+def load_inception_state_dict(path: str | os.PathLike, arg_name: str = "inception_weights") -> dict[str, torch.Tensor]:
+    """The TF-Inception state dict of `path`, loaded with torch.load(weights_only=True) (tensors only, no code)."""
+    state = load_weights_file(path, arg_name)
+    if not isinstance(state, dict) or not state or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise ValueError(f"{arg_name}: {path} is not a state dict of tensors (expected {INCEPTION_WEIGHTS_FILE})")
+    return state
+
+
+def _tensors_only_stream(state: dict[str, torch.Tensor]) -> io.BytesIO:
+    """An in-memory torch.save of a state dict that is known to hold only tensors.
+
+    torch-fidelity's InceptionV3 constructor loads its weights itself, with torch.load(weights_only=False). Given
+    this stream rather than the user's file, that unpickler only ever sees what torch.save wrote for plain
+    tensors, so it cannot run code from the file.
+    """
+    buffer = io.BytesIO()
+    torch.save(state, buffer)
+    buffer.seek(0)
+    return buffer
 
 
 class InceptionPool3(nn.Module):
     """uint8 [B,3,H,W] -> pool3 features [B,2048] through torch-fidelity's TF-compatible InceptionV3."""
 
-    def __init__(self, weights_path: str | os.PathLike) -> None:
+    def __init__(self, weights_path: str | os.PathLike, arg_name: str = "inception_weights") -> None:
         super().__init__()
         from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
         self.weights_path = str(weights_path)
-        self.net = FeatureExtractorInceptionV3(
-            "inception-v3-compat", [FEATURE_LAYER], feature_extractor_weights_path=self.weights_path
-        )
+        state = load_inception_state_dict(weights_path, arg_name)
+        try:
+            self.net = FeatureExtractorInceptionV3(
+                "inception-v3-compat", [FEATURE_LAYER], feature_extractor_weights_path=_tensors_only_stream(state)
+            )
+        except RuntimeError as exc:  # load_state_dict: missing/unexpected keys or shape mismatches
+            raise ValueError(
+                f"{arg_name}: {weights_path} does not fit torch-fidelity's InceptionV3 ({one_line(exc)[:300]})"
+            ) from None
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.net(images)[0]
 
 
 def build_inception_extractor(
-    weights: str | os.PathLike | None = None, device: str | torch.device = "cpu"
+    weights: str | os.PathLike | None = None,
+    device: str | torch.device = "cpu",
+    arg_name: str = "inception_weights",
 ) -> InceptionPool3:
     """TF-Inception pool3 extractor from a local weights file (see resolve_inception_weights)."""
-    return InceptionPool3(resolve_inception_weights(weights)).to(device)
+    return InceptionPool3(resolve_inception_weights(weights, arg_name), arg_name).to(device)
 
 
 def _extractor_device(extractor: FeatureExtractor) -> torch.device:

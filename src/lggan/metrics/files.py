@@ -39,13 +39,18 @@ def list_images(directory: str | os.PathLike, arg_name: str = "directory", recur
     return files
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (PyTorch and PIL messages can span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def load_image_uint8(path: str | os.PathLike) -> torch.Tensor:
     """RGB image file -> uint8 tensor [3,H,W] (grey/palette/alpha converted to RGB)."""
     try:
         with Image.open(path) as img:
             array = np.asarray(img.convert("RGB"), dtype=np.uint8)
-    except (OSError, ValueError) as exc:
-        raise ValueError(f"cannot read image {path}: {exc}") from exc
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ValueError(f"cannot read image {path}: {one_line(exc)}") from None
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
 
 
@@ -56,8 +61,8 @@ def load_label_map(path: str | os.PathLike) -> torch.Tensor:
             if img.mode not in ("L", "P", "I", "I;16", "I;16B", "I;16L"):
                 raise ValueError(f"label map {path} has mode {img.mode!r}; expected a single-channel image")
             array = np.asarray(img, dtype=np.int64)
-    except OSError as exc:
-        raise ValueError(f"cannot read label map {path}: {exc}") from exc
+    except (OSError, SyntaxError) as exc:
+        raise ValueError(f"cannot read label map {path}: {one_line(exc)}") from None
     return torch.from_numpy(array)
 
 
@@ -135,9 +140,12 @@ def pair_by_name(
 
 
 def image_size(path: Path) -> tuple[int, int]:
-    """(height, width) of an image file, read from its header only."""
-    with Image.open(path) as img:
-        width, height = img.size
+    """(height, width) of an image file, read from its header only; ValueError naming the file if unreadable."""
+    try:
+        with Image.open(path) as img:
+            width, height = img.size
+    except (OSError, ValueError, SyntaxError) as exc:
+        raise ValueError(f"cannot read image {path}: {one_line(exc)}") from None
     return height, width
 
 
@@ -153,19 +161,60 @@ def check_pair_sizes(pairs: Sequence[tuple[Path, Path]]) -> None:
 
 
 def resolve_weights_file(path: str | os.PathLike | None, file_name: str, arg_name: str, source: str) -> Path:
-    """Explicit weights path, else torch.hub.get_dir()/checkpoints/<file_name>; clear error if absent (no download)."""
-    hub_path = Path(torch.hub.get_dir()) / "checkpoints" / file_name
+    """Explicit weights path, else torch.hub.get_dir()/checkpoints/<file_name>; clear error if absent (no download).
+
+    arg_name is how the caller names the option (`--inception-weights` on the command line); the error names it,
+    the expected file name and the cache folder.
+    """
+    hub_dir = Path(torch.hub.get_dir()) / "checkpoints"
+    hub_path = hub_dir / file_name
     if path is not None:
         candidate = Path(path)
         if candidate.is_file():
             return candidate
-        raise FileNotFoundError(f"{arg_name}: weights file {candidate} does not exist; expected {file_name} ({source})")
+        raise FileNotFoundError(
+            f"{arg_name}: weights file {candidate} does not exist; expected {file_name} ({source}), or leave "
+            f"{arg_name} out and put the file at {hub_path}"
+        )
     if hub_path.is_file():
         return hub_path
     raise FileNotFoundError(
-        f"{file_name} not found: pass {arg_name}=PATH or put the file at {hub_path} ({source}); "
-        "lggan never downloads weights"
+        f"{arg_name}: {file_name} not found in the cache folder {hub_dir}: put it at {hub_path} or pass "
+        f"{arg_name} PATH ({source}); lggan never downloads weights"
     )
+
+
+def load_weights_file(path: str | os.PathLike, arg_name: str) -> Any:
+    """torch.load(weights_only=True) of a .pth/.pth.tar file: tensors and plain containers only, never code.
+
+    A pickle that names any other Python object (which unpickling would call), a truncated, empty or foreign file
+    all raise one ValueError naming the file.
+    """
+    import pickle
+    import warnings
+
+    file = Path(path)
+    if file.is_file() and file.stat().st_size == 0:
+        raise ValueError(f"{arg_name}: {file} is empty (0 bytes); expected a PyTorch weights file")
+    try:
+        with warnings.catch_warnings():
+            # Files pickled with a newer protocol load fine; the error below says all a user needs to know.
+            warnings.filterwarnings("ignore", message="Detected pickle protocol")
+            return torch.load(file, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as exc:
+        # torch's message ends with the reason after advice on how to trust the file anyway; keep the reason.
+        detail = str(exc).rsplit("WeightsUnpickler error:", 1)[-1]
+        for advice in ("Please use", "Check the documentation"):
+            detail = detail.split(advice, 1)[0]
+        detail = " ".join(detail.split()).rstrip(" .") or type(exc).__name__
+        raise ValueError(
+            f"{arg_name}: {file} is not a plain PyTorch weights file ({detail}); lggan loads "
+            "only tensors and plain containers (torch.load weights_only=True), since unpickling other objects "
+            "could run code"
+        ) from None
+    except Exception as exc:  # torch.load raises many types (RuntimeError, EOFError, ...) for foreign bytes
+        raise ValueError(f"{arg_name}: {file} cannot be read as a PyTorch weights file "
+                         f"({type(exc).__name__}: {one_line(exc)})") from None
 
 
 def write_json_atomic(obj: Any, path: str | os.PathLike) -> None:

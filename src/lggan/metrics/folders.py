@@ -31,6 +31,7 @@ from lggan.metrics.fid import (
 from lggan.metrics.files import (
     batch_by_shape,
     check_pair_sizes,
+    image_size,
     list_images,
     load_image_uint8,
     pair_by_name,
@@ -78,7 +79,6 @@ def score_image_folders(
     resize_real: bool = False,
     places365_weights: str | os.PathLike | None = None,
     places365_model: nn.Module | None = None,
-    allow_pickle: bool = False,
     inception_weights: str | os.PathLike | None = None,
     feature_extractor: FeatureExtractor | None = None,
     kid_subsets: int = KID_SUBSETS,
@@ -102,6 +102,10 @@ def score_image_folders(
     pixel = [m for m in wanted if m in PIXEL_METRIC_NAMES]
     classify = any(m in CLASSIFIER_METRIC_NAMES for m in wanted)
     distribution = any(m in DISTRIBUTION_METRIC_NAMES for m in wanted)
+    # Every header is read before any network loads, so an empty or foreign file fails at once, by name.
+    for gen_path, real_path in pairs:
+        image_size(gen_path)
+        image_size(real_path)
     if pixel and not resize_real:
         check_pair_sizes(pairs)
     protocol: dict[str, Any] = {
@@ -115,11 +119,10 @@ def score_image_folders(
     # Load networks before the long loop so a missing weights file fails fast.
     if classify:
         if places365_model is None:
-            weights_path = resolve_places365_weights(places365_weights)
-            places365_model = load_places365_alexnet(weights_path, device, allow_pickle)
-            protocol["places365"] = {**PLACES365_PROTOCOL, "weights": str(weights_path)}
-        else:
-            protocol["places365"] = {**PLACES365_PROTOCOL, "weights": f"injected {type(places365_model).__name__}"}
+            places365_model = load_places365_alexnet(resolve_places365_weights(places365_weights), device)
+        # A model from load_places365_alexnet names its file; any other was built by the caller.
+        weights = getattr(places365_model, "weights_path", None) or f"injected {type(places365_model).__name__}"
+        protocol["places365"] = {**PLACES365_PROTOCOL, "weights": weights}
     if distribution and feature_extractor is None:
         feature_extractor = build_inception_extractor(inception_weights, device)
 

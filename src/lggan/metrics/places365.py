@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import pickle
 from pathlib import Path
 
 import torch
@@ -11,7 +10,7 @@ import torchvision
 import torchvision.transforms.functional as TF
 from torch import nn
 
-from lggan.metrics.files import resolve_weights_file
+from lggan.metrics.files import load_weights_file, one_line, resolve_weights_file
 
 PLACES365_WEIGHTS_FILE = "alexnet_places365.pth.tar"
 PLACES365_NUM_CLASSES = 365
@@ -36,41 +35,45 @@ def _strip_module(key: str) -> str:
     return ".".join(part for part in key.split(".") if part != "module")
 
 
-def load_places365_state_dict(path: str | os.PathLike, allow_pickle: bool = False) -> dict[str, torch.Tensor]:
-    """Read a Places365 AlexNet checkpoint ({'state_dict': ...} or a bare state dict), 'module.' stripped."""
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=not allow_pickle)
-    except pickle.UnpicklingError as exc:
-        raise ValueError(
-            f"places365_weights: {path} holds objects beyond tensors and plain containers; "
-            "pass allow_pickle=True only if you trust this file"
-        ) from exc
+def load_places365_state_dict(
+    path: str | os.PathLike, arg_name: str = "places365_weights"
+) -> dict[str, torch.Tensor]:
+    """Read a Places365 AlexNet checkpoint ({'state_dict': ...} or a bare state dict), 'module.' stripped.
+
+    The file is loaded with torch.load(weights_only=True): the released checkpoint holds plain tensors, and
+    anything else in a pickle could run code when loaded.
+    """
+    checkpoint = load_weights_file(path, arg_name)
     state = checkpoint.get("state_dict", checkpoint) if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
-        raise ValueError(f"places365_weights: {path} is neither a state dict nor a dict with a 'state_dict' entry")
+        raise ValueError(f"{arg_name}: {path} is neither a state dict nor a dict with a 'state_dict' entry")
     return {_strip_module(key): value for key, value in state.items()}
 
 
-def resolve_places365_weights(weights: str | os.PathLike | None = None) -> Path:
+def resolve_places365_weights(weights: str | os.PathLike | None = None, arg_name: str = "places365_weights") -> Path:
     """Local AlexNet-Places365 checkpoint: `weights`, else torch.hub.get_dir()/checkpoints/<file>; never downloads."""
-    return resolve_weights_file(weights, PLACES365_WEIGHTS_FILE, "places365_weights", _SOURCE)
+    return resolve_weights_file(weights, PLACES365_WEIGHTS_FILE, arg_name, _SOURCE)
 
 
 def load_places365_alexnet(
     weights: str | os.PathLike | None = None,
     device: str | torch.device = "cpu",
-    allow_pickle: bool = False,
+    arg_name: str = "places365_weights",
 ) -> nn.Module:
-    """AlexNet-Places365 in eval mode from `weights` or torch.hub.get_dir()/checkpoints/alexnet_places365.pth.tar."""
-    path = resolve_places365_weights(weights)
+    """AlexNet-Places365 in eval mode from `weights` or torch.hub.get_dir()/checkpoints/alexnet_places365.pth.tar.
+
+    The model's `weights_path` attribute names the file (for the protocol record).
+    """
+    path = resolve_places365_weights(weights, arg_name)
     model = torchvision.models.alexnet(num_classes=PLACES365_NUM_CLASSES)
-    state = load_places365_state_dict(path, allow_pickle=allow_pickle)
+    state = load_places365_state_dict(path, arg_name)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise ValueError(
-            f"places365_weights: {path} does not match torchvision alexnet(num_classes=365): {exc}"
-        ) from exc
+            f"{arg_name}: {path} does not match torchvision alexnet(num_classes=365): {one_line(exc)}"
+        ) from None
+    model.weights_path = str(path)
     return model.to(device).eval().requires_grad_(False)
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+import warnings
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
@@ -23,6 +24,7 @@ from lggan.metrics.files import (
     list_images,
     load_image_uint8,
     load_label_map,
+    one_line,
     pair_by_name,
     resize_image,
     uint8_to_unit,
@@ -275,9 +277,12 @@ def load_torchscript_segmenter(
     if not file.is_file():
         raise FileNotFoundError(f"segmenter: TorchScript file {file} does not exist")
     try:
-        module = torch.jit.load(str(file), map_location=device)
-    except RuntimeError as exc:
-        raise ValueError(f"segmenter: {file} is not a loadable TorchScript module: {exc}") from exc
+        with warnings.catch_warnings():
+            # TorchScript is deprecated in favour of torch.export, but it is how the reference segmenters ship.
+            warnings.filterwarnings("ignore", message=".*torch.jit.load.*is deprecated", category=FutureWarning)
+            module = torch.jit.load(str(file), map_location=device)
+    except (RuntimeError, ValueError, OSError) as exc:
+        raise ValueError(f"segmenter: {file} is not a loadable TorchScript module: {one_line(exc)}") from None
     return Segmenter(
         module,
         num_classes,

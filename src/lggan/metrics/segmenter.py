@@ -23,6 +23,7 @@ from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
 from lggan.io import atomic_write_bytes
+from lggan.metrics.files import one_line
 from lggan.metrics.segmentation import (
     IGNORE_INDEX,
     LABEL_PROTOCOL_TEXT,
@@ -145,10 +146,15 @@ def read_segmenter_metadata(path: str | os.PathLike) -> dict[str, Any]:
         with safe_open(str(file), framework="pt") as handle:
             header = handle.metadata() or {}
     except (SafetensorError, OSError) as exc:
-        raise ValueError(f"segmenter: {file} is not a safetensors file: {exc}") from exc
+        raise ValueError(f"segmenter: {file} is not a safetensors file: {one_line(exc)}") from None
     if METADATA_KEY not in header:
         raise ValueError(f"segmenter: {file} has no {METADATA_KEY!r} metadata; not an lggan segmenter")
-    metadata = json.loads(header[METADATA_KEY])
+    try:
+        metadata = json.loads(header[METADATA_KEY])
+    except ValueError as exc:
+        raise ValueError(f"segmenter: {file} has damaged {METADATA_KEY!r} metadata ({exc})") from None
+    if not isinstance(metadata, dict):
+        raise ValueError(f"segmenter: {file} has {METADATA_KEY!r} metadata that is not a JSON object")
     if metadata.get("format") != FORMAT_NAME or metadata.get("version") != FORMAT_VERSION:
         raise ValueError(
             f"segmenter: {file} has format {metadata.get('format')!r} v{metadata.get('version')}, "
@@ -160,10 +166,14 @@ def read_segmenter_metadata(path: str | os.PathLike) -> dict[str, Any]:
 def load_segmenter(path: str | os.PathLike, device: str | torch.device = "cpu") -> Segmenter:
     """Built-in segmenter saved by train_segmenter / save_segmenter, wrapped with its normalisation."""
     metadata = read_segmenter_metadata(path)
-    arch = metadata["architecture"]
-    model = CompactSegmenter(arch["num_classes"], arch["width"])
-    model.load_state_dict(load_file(str(path)))
-    norm = metadata["normalisation"]
+    try:
+        arch = metadata["architecture"]
+        model = CompactSegmenter(arch["num_classes"], arch["width"])
+        model.load_state_dict(load_file(str(path)))
+        norm = metadata["normalisation"]
+    except (KeyError, TypeError, RuntimeError, SafetensorError) as exc:
+        raise ValueError(f"segmenter: {Path(path)} does not hold the CompactSegmenter its metadata describes "
+                         f"({type(exc).__name__}: {one_line(exc)[:300]})") from None
     return Segmenter(
         model.to(device),
         metadata["num_classes"],
