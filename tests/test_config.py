@@ -68,3 +68,29 @@ def test_semantic_nc_counts_the_instance_edge_channel():
     assert cfg.data.semantic_nc == 7
     cfg = apply_overrides(cfg, ["data.use_instance=true"])
     assert cfg.data.semantic_nc == 8
+
+
+def test_every_allowed_value_is_declared_once_and_read_everywhere():
+    import argparse
+
+    from lggan import config as C
+    from lggan import data
+    from lggan.cli import build_parser
+
+    # Each semantic dataset of the config has a reader, and the readers serve no other name.
+    assert set(data.DATASET_NAMES) == set(C.SEMANTIC_DATASETS) == {*data.SEMANTIC_DATASETS, data.SYNTH_CITY}
+    assert set(C.DATASET_TASK) == set(C.SEMANTIC_DATASETS) | set(C.CROSSVIEW_DATASETS)
+    # The CLI's choices are the config's.
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    train_preset = next(a for a in sub.choices["train"]._actions if a.dest == "preset")
+    assert list(train_preset.choices) == list(C.PRESETS)
+    seg = next(a for a in sub.choices["train-segmenter"]._actions if a.dest == "dataset")
+    assert tuple(seg.choices) == C.SEMANTIC_DATASETS
+    # A value outside a Literal field's choices is refused by --set and by a loaded config alike.
+    with pytest.raises(ValueError, match=r"model.local_combine='max': expected one of sum, conv"):
+        C.apply_overrides(C.get_preset("synth"), ["model.local_combine=max"])
+    bad = C.get_preset("synth").to_dict()
+    bad["train"]["amp"] = "fp8"
+    with pytest.raises(ValueError, match=r"train.amp='fp8': expected one of auto, bf16, fp16, off"):
+        C.Config.from_dict(bad)

@@ -126,22 +126,23 @@ def test_the_lock_is_released_when_its_process_dies(tmp_path):
 # -- checkpoints: never a moment without the newest good one ----------------------------------------------------------
 
 
-def _networks(cfg, found):
+def _run_with_one_checkpoint(city, run):
+    """Trains 2 iterations (keep_last=1); returns the checkpoint and its G and D modules, for re-saving it."""
     from lggan.tasks import make_task
 
+    cfg = tiny_cfg(city, "train.iterations=2", "train.keep_last=1")
+    train(cfg, run)
+    found = ckpt.load_latest(run)
     task = make_task(cfg)
     G, Ds = task.build_generator(), task.build_discriminators()
     G.load_state_dict(found.generator)
     Ds.load_state_dict(found.discriminator)
-    return G, Ds
+    return found, G, Ds
 
 
 def test_re_saving_an_iteration_never_leaves_a_moment_without_a_loadable_checkpoint(city, tmp_path, monkeypatch):
     run = tmp_path / "run"
-    cfg = tiny_cfg(city, "train.iterations=2", "train.keep_last=1")
-    train(cfg, run)
-    found = ckpt.load_latest(run)
-    G, Ds = _networks(cfg, found)
+    found, G, Ds = _run_with_one_checkpoint(city, run)
     seen = []
     real_rename = os.rename
 
@@ -160,10 +161,7 @@ def test_re_saving_an_iteration_never_leaves_a_moment_without_a_loadable_checkpo
 
 def test_a_save_killed_between_renames_is_recovered_at_the_next_start(city, tmp_path, monkeypatch):
     run = tmp_path / "run"
-    cfg = tiny_cfg(city, "train.iterations=2", "train.keep_last=1")
-    train(cfg, run)
-    found = ckpt.load_latest(run)
-    G, Ds = _networks(cfg, found)
+    found, G, Ds = _run_with_one_checkpoint(city, run)
     real_rename = os.rename
     calls = []
 

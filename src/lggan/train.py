@@ -273,7 +273,10 @@ class RunLog:
     def write(self, record: dict[str, Any]) -> None:
         if not self.enabled:
             return
-        self.file.write(json.dumps(record) + "\n")
+        try:
+            self.file.write(json.dumps(record) + "\n")
+        except OSError as e:  # a full disk: the error should name the file
+            raise OSError(e.errno, e.strerror, self.file.name) from None
         if self.tb is not None:
             for k, v in record.items():
                 if isinstance(v, (int, float)) and k != "iteration":

@@ -49,6 +49,7 @@ from .synthetic import (
 )
 from .synthetic_views import default_synth_views_root, ensure_synth_views, generate_synth_views, render_views
 from .transforms import SemanticTransform, parse_size
+from .. import config as _config
 
 SEMANTIC_DATASETS: dict[str, type[SemanticDataset]] = {
     "cityscapes": CityscapesDataset,
@@ -59,7 +60,8 @@ SEMANTIC_DATASETS: dict[str, type[SemanticDataset]] = {
 SYNTH_CITY = "synth-city"  # Cityscapes layout, generated on demand
 _ALIASES = {"cocostuff": "coco-stuff", "coco": "coco-stuff", "ade": "ade20k", "synthcity": SYNTH_CITY,
             "synthetic": SYNTH_CITY}  # fmt: skip
-DATASET_NAMES = (*SEMANTIC_DATASETS, SYNTH_CITY)
+# The names are declared once, in the config; each has its reader here (synth-city: the Cityscapes reader).
+DATASET_NAMES = _config.SEMANTIC_DATASETS
 NATIVE = "native"  # load_size value meaning "keep the files' size"
 
 
