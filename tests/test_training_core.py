@@ -296,3 +296,17 @@ def test_readme_test_command_is_what_ci_runs():
     ci = (root / ".ci" / "run").read_text()
     command = 'python3 -m venv .venv && . .venv/bin/activate && pip install -e ".[test]" && python -m pytest -q'
     assert command in readme and command in ci
+
+
+def test_warnings_and_the_error_of_a_command_are_one_line_each(city, tmp_path, capsys):
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(city), "--out", str(run), *TINY_SET]
+    assert main(argv + ["--set", "train.iterations=2", "--set", "train.checkpoint_every=1"]) == 0
+    for c in ckpt.list_checkpoints(run):
+        (c / ckpt.G_FILE).write_bytes(os.urandom(100))
+    capsys.readouterr()
+    assert main(["train", "--out", str(run), "--resume", "--set", "train.iterations=5"]) == 2
+    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert [line.split(": ")[1] for line in lines] == ["warning", "warning", "error"]
+    assert all(line.startswith("lggan train: ") for line in lines)
+    assert "iter_00000002" in lines[0] and "iter_00000001" in lines[1] and "no loadable checkpoint" in lines[2]

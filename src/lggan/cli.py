@@ -6,6 +6,7 @@ import argparse
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from .config import CROSSVIEW_DATASETS, SEMANTIC_DATASETS
@@ -272,12 +273,23 @@ def _error_message(e: BaseException) -> str:
            f"{DEBUG_ENV}=1 for the traceback, and please report it)"
 
 
+def _one_line_warning(command: str):
+    def show(message, category, filename, lineno, file=None, line=None) -> None:
+        text = " ".join(str(message).split())
+        print(f"lggan {command}: warning: {text}", file=file or sys.stderr, flush=True)
+
+    return show
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     debug = getattr(args, "debug", False) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
-        code = args.func(args)
+        with warnings.catch_warnings():
+            if not debug:  # one line per warning, like the errors (Python's default adds the source line)
+                warnings.showwarning = _one_line_warning(args.command)
+            code = args.func(args)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
