@@ -13,23 +13,55 @@ def test_every_preset_is_valid_and_round_trips_through_json(name, tmp_path):
     assert json.loads((tmp_path / "c.json").read_text())["preset"] == name
 
 
-def test_official_presets_match_the_paper_settings():
+def test_dataset_presets_follow_the_released_scripts():
     city = get_preset("cityscapes")
     assert (city.data.num_classes, city.data.semantic_nc, city.data.load_size) == (35, 36, (512, 256))
+    assert (city.model.num_upsampling_layers, city.model.local_groups, city.train.batch_size) == ("more", None, 8)
     ade = get_preset("ade20k")
-    assert (ade.data.num_classes, ade.data.semantic_nc, ade.data.load_size) == (151, 151, (256, 256))
-    coco = get_preset("coco-stuff")
-    assert coco.data.semantic_nc == 184
-    for cfg in (city, ade, coco):
-        assert (cfg.model.ngf, cfg.train.beta1, cfg.train.beta2, cfg.train.lr) == (64, 0.0, 0.999, 2e-4)
-        assert (cfg.train.epochs_const, cfg.train.epochs_decay) == (100, 100)
-        assert cfg.loss.gan_mode == "hinge" and cfg.loss.feat_match == 10 and cfg.loss.vgg == 10
-    dayton = get_preset("dayton-a2g")
-    assert dayton.model.task == "crossview" and dayton.loss.gan_mode == "vanilla"
-    assert (dayton.data.load_size, dayton.data.crop_size) == ((286, 286), (256, 256))
-    assert get_preset("dayton-a2g-64").data.load_size == (72, 72)
-    assert get_preset("dayton-g2a").data.direction == "g2a"
-    assert (dayton.train.beta1, dayton.train.batch_size, dayton.loss.local_l1, dayton.loss.tv) == (0.5, 4, 100, 1e-6)
+    assert (ade.data.num_classes, ade.data.semantic_nc) == (151, 151)
+    assert (ade.data.load_size, ade.data.crop_size, ade.data.flip) == ((286, 286), (256, 256), True)
+    assert (ade.model.num_upsampling_layers, ade.model.local_groups, ade.train.batch_size) == ("normal", 52, 24)
+    assert get_preset("coco-stuff").data.semantic_nc == 184
+    for cfg in (city, ade):
+        t = cfg.train
+        # TTUR as S/train_*.sh runs it: G 1e-4, D 4e-4, betas (0, 0.9); per-epoch decay; G step first.
+        assert (t.recipe, t.lr_g, t.lr_d, t.beta1, t.beta2) == ("release", 1e-4, 4e-4, 0.0, 0.9)
+        assert (t.epochs_const, t.epochs_decay, t.lr_schedule, t.step_order) == (100, 100, "spade", "g_then_d")
+        lc = cfg.loss
+        assert (lc.gan_mode, lc.feat_match, lc.vgg, lc.vgg_input) == ("hinge", 10, 10, "raw")
+        assert (lc.image_l1, lc.local_l1, lc.class_ce) == (0, 1, 1)
+        assert (cfg.model.ngf, cfg.model.init, cfg.model.init_gain, cfg.model.discriminator) == (64, "xavier", 0.02,
+                                                                                              "spade")
+    runs = {"dayton-a2g": (256, 286, 4, (20, 15), "a2g"), "dayton-g2a": (256, 286, 4, (20, 15), "g2a"),
+            "dayton-a2g-64": (64, 72, 16, (50, 50), "a2g"), "dayton-g2a-64": (64, 72, 16, (50, 50), "g2a"),
+            "cvusa": (256, 286, 4, (15, 15), "a2g")}
+    for name, (fine, load, batch, epochs, direction) in runs.items():
+        cfg = get_preset(name)
+        t, lc, mc = cfg.train, cfg.loss, cfg.model
+        assert (cfg.data.load_size, cfg.data.crop_size, cfg.data.direction) == ((load, load), (fine, fine), direction)
+        assert (t.batch_size, (t.epochs_const, t.epochs_decay)) == (batch, epochs), name
+        assert (t.lr_g, t.lr_d, t.beta1, t.beta2, t.lr_schedule, t.step_order) == (2e-4, 2e-4, 0.5, 0.999, "pix2pix",
+                                                                                   "one_forward")
+        assert (lc.gan_mode, lc.local_l1, lc.image_l1, lc.vgg, lc.tv, lc.tv_reduction) == ("vanilla", 100, 100, 10,
+                                                                                          1e-6, "sum")
+        assert (mc.discriminator, mc.num_d, mc.d_layers, mc.init) == ("pix2pix", 1, 3, "normal")
+
+
+def test_a_named_recipe_fills_its_fields_and_a_changed_field_makes_it_custom():
+    paper = apply_overrides(get_preset("cityscapes"), ["train.recipe=paper"])
+    assert (paper.train.recipe, paper.train.lr_g, paper.train.lr_d, paper.train.beta2) == ("paper", 2e-4, 2e-4, 0.999)
+    tuned = apply_overrides(get_preset("cityscapes"), ["train.recipe=paper", "train.lr_d=1e-3"])
+    assert (tuned.train.recipe, tuned.train.lr_g, tuned.train.lr_d) == ("custom", 2e-4, 1e-3)
+    with pytest.raises(ValueError, match="train.recipe='best'"):
+        apply_overrides(get_preset("cityscapes"), ["train.recipe=best"])
+
+
+def test_a_config_json_of_lggan_0_1_translates_lr_and_ttur():
+    old = get_preset("synth").to_dict()
+    for key in ("lr_g", "lr_d", "recipe", "lr_schedule", "step_order"):
+        del old["train"][key]
+    cfg = Config.from_dict({**old, "train": {**old["train"], "lr": 2e-4, "ttur": True}})
+    assert (cfg.train.lr_g, cfg.train.lr_d, cfg.train.beta2) == (1e-4, 4e-4, 0.9)
 
 
 def test_ablation_presets_switch_the_components_of_table_3():
@@ -44,9 +76,9 @@ def test_ablation_presets_switch_the_components_of_table_3():
 def test_overrides_are_typed_and_validated():
     cfg = apply_overrides(get_preset("synth"), ["train.batch_size=8", "data.load_size=256x128",
                                                   "train.iterations=None", "model.use_local=false",
-                                                  "train.lr=1e-3"])
+                                                  "train.lr_g=1e-3"])
     assert cfg.train.batch_size == 8 and cfg.data.load_size == (256, 128)
-    assert cfg.train.iterations is None and cfg.model.use_local is False and cfg.train.lr == 1e-3
+    assert cfg.train.iterations is None and cfg.model.use_local is False and cfg.train.lr_g == 1e-3
     # A fresh preset is untouched by earlier overrides.
     assert get_preset("synth").train.batch_size == 4
     with pytest.raises(ValueError, match="unknown field 'train.batchsize'"):

@@ -245,18 +245,18 @@ def test_resume_with_a_changed_learning_rate_is_allowed_printed_and_recorded(cit
     argv = ["train", "--data", str(city), "--out", str(run), *TINY_SET]
     assert main(argv + ["--set", "train.iterations=1"]) == 0
     capsys.readouterr()
-    assert main(argv + ["--resume", "--set", "train.iterations=2", "--set", "train.lr=1e-4",
+    assert main(argv + ["--resume", "--set", "train.iterations=2", "--set", "train.lr_g=1e-4",
                         "--set", "train.seed=5"]) == 0
     out = capsys.readouterr().out
-    assert "train.lr 0.0002 -> 0.0001" in out and "train.seed 0 -> 5" in out
+    assert "train.lr_g 0.0002 -> 0.0001" in out and "train.seed 0 -> 5" in out
     records = [json.loads(line) for line in (run / "config_changes.jsonl").read_text().splitlines()]
     assert records[-1]["iteration"] == 1
-    assert records[-1]["changes"]["train.lr"] == [2e-4, 1e-4]
+    assert records[-1]["changes"]["train.lr_g"] == [2e-4, 1e-4]
     assert records[-1]["changes"]["train.iterations"] == [1, 2]
-    assert json.loads((run / "config.json").read_text())["train"]["lr"] == 1e-4
+    assert json.loads((run / "config.json").read_text())["train"]["lr_g"] == 1e-4
     # The config the first iteration was trained with stays in its checkpoint.
     first = json.loads((run / "checkpoints" / "iter_00000001" / "config.json").read_text())
-    assert first["train"]["lr"] == 2e-4
+    assert first["train"]["lr_g"] == 2e-4
 
 
 # -- the command line's errors ----------------------------------------------------------------------------------------

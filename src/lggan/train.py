@@ -215,6 +215,23 @@ def learning_rate(base: float, iteration: int, const_iters: int, decay_iters: in
     return base * max(0.0, 1.0 - (iteration - const_iters) / decay_iters)
 
 
+def lr_factor(schedule: str, iteration: int, iters_per_epoch: int, epochs_const: int, epochs_decay: int) -> float:
+    """The learning-rate multiplier of `train.lr_schedule` at an iteration (k = its 0-based epoch).
+
+    linear:  1 for epochs_const epochs, then down to 0 iteration by iteration over epochs_decay epochs.
+    spade:   1 - max(0, k - epochs_const) / epochs_decay, once per epoch: the semantic release lowers the lr by
+             lr0 / niter_decay at the end of every epoch after niter (epochs 1..niter+1 at full lr, the last at 1 %).
+    pix2pix: 1 - max(0, k + 2 - epochs_const) / (epochs_decay + 1): the cross-view release's "lambda" rule with
+             epoch_count 1 (decay starts in epoch niter, the last epoch runs at 0).
+    """
+    k = iteration // max(iters_per_epoch, 1)
+    if schedule == "spade":
+        return max(0.0, 1.0 - max(0, k - epochs_const) / epochs_decay) if epochs_decay > 0 else 1.0
+    if schedule == "pix2pix":
+        return max(0.0, 1.0 - max(0, k + 2 - epochs_const) / (epochs_decay + 1))
+    return learning_rate(1.0, iteration, epochs_const * iters_per_epoch, epochs_decay * iters_per_epoch)
+
+
 def amp_settings(mode: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
     """(autocast dtype or None, use a grad scaler). bf16 autocast on CUDA by default; always off on CPU."""
     if device.type != "cuda" or mode == "off":
@@ -357,13 +374,9 @@ class TrainRun:
     opt_d: torch.optim.Optimizer
     scaler_g: torch.amp.GradScaler
     scaler_d: torch.amp.GradScaler
-    g_lr: float
-    d_lr: float
     amp_dtype: torch.dtype | None
     data: TrainData
     total: int  # the iteration the run stops at
-    const_iters: int
-    decay_iters: int
     sample_prep: Prepared | None  # the fixed batch of every sample grid (rank 0)
     log: RunLog
     lock: RunLock | None
@@ -405,18 +418,19 @@ def _claim_run_folder(run_dir: Path, resume: bool) -> RunLock:
 def _build_data(cfg: Config, task: Task, di: DistInfo):
     tc = cfg.train
     train_set, val_set = task.build_datasets()
-    if len(train_set) < tc.batch_size * di.world_size:
-        raise ValueError(
-            f"train.batch_size={tc.batch_size}: the training split has only {len(train_set)} samples for "
-            f"{di.world_size} process(es)"
-        )
+    if tc.batch_size % di.world_size:
+        raise ValueError(f"train.batch_size={tc.batch_size} is the global batch: it must split evenly over the "
+                         f"{di.world_size} processes")
+    if len(train_set) < tc.batch_size:
+        raise ValueError(f"train.batch_size={tc.batch_size}: the training split has only {len(train_set)} samples")
     sampler = DistributedSampler(train_set, num_replicas=di.world_size, rank=di.rank, shuffle=True, seed=tc.seed,
                                  drop_last=True)
     workers = cfg.data.num_workers
     loader_kw = dict(num_workers=workers, collate_fn=SafeCollate(task.collate),
                      pin_memory=di.device.type == "cuda", persistent_workers=False,
                      worker_init_fn=_ignore_stop_signals if workers > 0 else None)
-    data = TrainData(SeededAugment(train_set, tc.seed), sampler, SkipBatches(sampler, tc.batch_size), loader_kw)
+    data = TrainData(SeededAugment(train_set, tc.seed), sampler, SkipBatches(sampler, tc.batch_size // di.world_size),
+                     loader_kw)
     return data, train_set, val_set
 
 
@@ -438,16 +452,12 @@ def build_run(cfg: Config, out_dir: str | os.PathLike, data_root: str | None, re
         G_ema = copy.deepcopy(G).eval().requires_grad_(False) if tc.ema_decay > 0 else None
         vgg = build_vgg(cfg, device)
 
-        g_lr, d_lr, beta2 = tc.lr, tc.lr, tc.beta2
-        if tc.ttur:
-            g_lr, d_lr, beta2 = tc.lr / 2, tc.lr * 2, 0.9
-        opt_g = torch.optim.Adam(G.parameters(), lr=g_lr, betas=(tc.beta1, beta2))
-        opt_d = torch.optim.Adam(Ds.parameters(), lr=d_lr, betas=(tc.beta1, beta2))
+        opt_g = torch.optim.Adam(G.parameters(), lr=tc.lr_g, betas=(tc.beta1, tc.beta2))
+        opt_d = torch.optim.Adam(Ds.parameters(), lr=tc.lr_d, betas=(tc.beta1, tc.beta2))
         amp_dtype, use_scaler = amp_settings(tc.amp, device)
 
-        ipe = data.iters_per_epoch
-        const_iters, decay_iters = tc.epochs_const * ipe, tc.epochs_decay * ipe
-        total = tc.iterations if tc.iterations is not None else const_iters + decay_iters
+        total = tc.iterations if tc.iterations is not None else \
+            (tc.epochs_const + tc.epochs_decay) * data.iters_per_epoch
 
         sample_prep = None
         if di.is_main:
@@ -457,8 +467,8 @@ def build_run(cfg: Config, out_dir: str | os.PathLike, data_root: str | None, re
         run = TrainRun(
             cfg=cfg, task=task, dist=di, run_dir=run_dir, G=G, Ds=Ds, D_train=dict(Ds.items()), G_ema=G_ema,
             vgg=vgg, opt_g=opt_g, opt_d=opt_d, scaler_g=torch.amp.GradScaler("cuda", enabled=use_scaler),
-            scaler_d=torch.amp.GradScaler("cuda", enabled=use_scaler), g_lr=g_lr, d_lr=d_lr, amp_dtype=amp_dtype,
-            data=data, total=total, const_iters=const_iters, decay_iters=decay_iters, sample_prep=sample_prep,
+            scaler_d=torch.amp.GradScaler("cuda", enabled=use_scaler), amp_dtype=amp_dtype,
+            data=data, total=total, sample_prep=sample_prep,
             log=RunLog(run_dir, False), lock=lock,
         )
     except BaseException:
@@ -570,10 +580,14 @@ def _backward_and_step(opt: torch.optim.Optimizer, scaler: torch.amp.GradScaler,
     return ok
 
 
-def d_step(run: TrainRun, prep: Prepared) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
-    """Discriminator step: real image vs the detached fakes of the current G (Eq. 8-9 of the paper)."""
-    with torch.no_grad(), run.autocast():
-        out = unwrap(run.G)(*prep.gen_inputs)
+def d_step(run: TrainRun, prep: Prepared, out: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
+    """Discriminator step: the real image vs the detached fakes (Eq. 8-9 of the paper).
+
+    The fakes are those of `out` (a G forward made for the G step) or, without it, of a no-grad forward of G now.
+    """
+    if out is None:
+        with torch.no_grad(), run.autocast():
+            out = unwrap(run.G)(*prep.gen_inputs)
     fakes = outputs_for_adversarial(out, run.cfg.model.use_local)
     run.Ds.requires_grad_(True)
     with run.autocast():
@@ -581,11 +595,15 @@ def d_step(run: TrainRun, prep: Prepared) -> tuple[torch.Tensor, dict[str, torch
     return loss, terms, _backward_and_step(run.opt_d, run.scaler_d, loss, run.d_params)
 
 
-def g_step(run: TrainRun, prep: Prepared) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
-    """Generator step: the discriminators are frozen and called without DDP bookkeeping; EMA follows G."""
+def g_step(run: TrainRun, prep: Prepared, out: Any = None) -> tuple[torch.Tensor, dict[str, torch.Tensor], bool]:
+    """Generator step: the discriminators are frozen and called without DDP bookkeeping; EMA follows G.
+
+    `out`: a G forward (with its graph) to reuse; without it G runs now.
+    """
     run.Ds.requires_grad_(False)
     with run.autocast():
-        out = run.G(*prep.gen_inputs)
+        if out is None:
+            out = run.G(*prep.gen_inputs)
         loss, terms = run.task.generator_losses(dict(run.Ds.items()), prep, out, run.vgg)
     ok = _backward_and_step(run.opt_g, run.scaler_g, loss, run.g_params)
     if ok and run.G_ema is not None:
@@ -593,12 +611,39 @@ def g_step(run: TrainRun, prep: Prepared) -> tuple[torch.Tensor, dict[str, torch
     return loss, terms, ok
 
 
+Step = tuple[torch.Tensor, dict[str, torch.Tensor], bool]
+
+
+def _d_then_g(run: TrainRun, prep: Prepared) -> tuple[Step, Step]:
+    d = d_step(run, prep)
+    return d, g_step(run, prep)
+
+
+def _g_then_d(run: TrainRun, prep: Prepared) -> tuple[Step, Step]:
+    g = g_step(run, prep)
+    return d_step(run, prep), g  # the D step regenerates the fakes with the updated G (semantic release)
+
+
+def _one_forward(run: TrainRun, prep: Prepared) -> tuple[Step, Step]:
+    with run.autocast():
+        out = run.G(*prep.gen_inputs)
+    d = d_step(run, prep, out)  # judges the detached fakes; G's graph is kept for the G step
+    return d, g_step(run, prep, out)
+
+
+# train.step_order -> the two steps of one iteration, as (D step, G step) results.
+STEP_ORDERS: dict[str, Callable[[TrainRun, Prepared], tuple[Step, Step]]] = {
+    "d_then_g": _d_then_g, "g_then_d": _g_then_d, "one_forward": _one_forward,
+}
+
+
 def set_learning_rates(run: TrainRun) -> float:
-    scale = learning_rate(1.0, run.iteration, run.const_iters, run.decay_iters)
+    tc = run.cfg.train
+    scale = lr_factor(tc.lr_schedule, run.iteration, run.data.iters_per_epoch, tc.epochs_const, tc.epochs_decay)
     for group in run.opt_g.param_groups:
-        group["lr"] = run.g_lr * scale
+        group["lr"] = tc.lr_g * scale
     for group in run.opt_d.param_groups:
-        group["lr"] = run.d_lr * scale
+        group["lr"] = tc.lr_d * scale
     return scale
 
 
@@ -622,7 +667,8 @@ def _log_record(run: TrainRun, epoch: int, lr_scale: float, ips: float, d_loss: 
     names = ["D_total", "G_total", *terms]
     values = torch.stack([d_loss.detach().float(), g_loss.detach().float(),
                           *[v.detach().float().reshape(()) for v in terms.values()]]).tolist()
-    return {"iteration": run.iteration, "epoch": epoch, "lr_g": run.g_lr * lr_scale, "lr_d": run.d_lr * lr_scale,
+    return {"iteration": run.iteration, "epoch": epoch, "lr_g": run.cfg.train.lr_g * lr_scale,
+            "lr_d": run.cfg.train.lr_d * lr_scale,
             "img_per_s": ips, **dict(zip(names, values))}
 
 
@@ -670,8 +716,7 @@ def _iteration(run: TrainRun, batch: Any, epoch: int, stats: LoopStats) -> dict[
     t0 = time.time()
     lr_scale = set_learning_rates(run)
     prep = run.task.prepare(batch, run.device)
-    d_loss, d_terms, d_ok = d_step(run, prep)
-    g_loss, g_terms, g_ok = g_step(run, prep)
+    (d_loss, d_terms, d_ok), (g_loss, g_terms, g_ok) = STEP_ORDERS[tc.step_order](run, prep)
     if d_ok and g_ok:
         stats.nonfinite_streak = 0
     else:
@@ -682,7 +727,7 @@ def _iteration(run: TrainRun, batch: Any, epoch: int, stats: LoopStats) -> dict[
             warnings.warn(f"iteration {run.iteration}: non-finite loss or gradients, step skipped "
                           f"({stats.nonfinite_streak} in a row)", stacklevel=1)
     run.iteration += 1
-    step_images = tc.batch_size * di.world_size
+    step_images = tc.batch_size  # the global batch
     stats.images_seen += step_images
     rate = step_images / max(time.time() - t0, 1e-9)
     stats.images_per_second = 0.9 * stats.images_per_second + 0.1 * rate if stats.images_per_second else rate
