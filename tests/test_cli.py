@@ -5,7 +5,7 @@ import pytest
 
 from lggan.cli import build_parser, main
 
-SUBCOMMANDS = ["data", "train", "generate", "convert-official", "evaluate", "train-segmenter"]
+SUBCOMMANDS = ["data", "train", "generate", "convert-official", "export-official", "evaluate", "train-segmenter"]
 
 
 def test_help_lists_every_subcommand():

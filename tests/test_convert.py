@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 import torch.nn.functional as F
-from safetensors.torch import load_file
+from safetensors.torch import load_file, save_file
 
 from lggan.convert import (
     convert_official,
@@ -15,6 +15,7 @@ from lggan.convert import (
     convert_official_file,
     convert_official_semantic,
     export_official_crossview,
+    export_official_file,
     export_official_semantic,
     load_converted,
     stack_indexed,
@@ -22,7 +23,7 @@ from lggan.convert import (
 )
 from lggan.data.crossview import class_masks
 from lggan.generate import load_generator
-from lggan.models import CrossViewGenerator, LGGANGenerator
+from lggan.models import CrossViewGenerator, LGGANGenerator, MultiscaleDiscriminator
 
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 CITYSCAPES_KEYS = REFERENCE / "official-cityscapes-generator-keys.txt"
@@ -39,8 +40,11 @@ def read_key_file(path):
     return shapes
 
 
-def official_layout(ngf, C, semantic_nc, hidden=128, n_res=9):
-    """Names and shapes of the official semantic LGGANGenerator state dict, written from the released layout."""
+def official_layout(ngf, C, semantic_nc, hidden=128, n_res=9, scored=None, most=False):
+    """Names and shapes of the official semantic LGGANGenerator state dict, written from the released layout.
+
+    C per-group convs, `scored` classifier rows (default C; C - 1 for an unscored union group as ADE20K's); most: SPADE's
+    'most' layout (an extra block up_4, ngf -> ngf/2, and conv_img reading ngf/2)."""
     nf, s = ngf, {}
 
     def spade(p, c):
@@ -59,9 +63,9 @@ def official_layout(ngf, C, semantic_nc, hidden=128, n_res=9):
         s.update({f"{p}.weight": (cout, cin, k, k), f"{p}.bias": (cout,)})
 
     s.update({"fc.weight": (16 * nf, semantic_nc, 3, 3), "fc.bias": (16 * nf,)})
-    for name, fin, fout in [("head_0", 16, 16), ("G_middle_0", 16, 16), ("G_middle_1", 16, 16),
-                            ("up_0", 16, 8), ("up_1", 8, 4), ("up_2", 4, 2), ("up_3", 2, 1)]:
-        fin, fout = fin * nf, fout * nf
+    blocks = [("head_0", 16 * nf, 16 * nf), ("G_middle_0", 16 * nf, 16 * nf), ("G_middle_1", 16 * nf, 16 * nf),
+              ("up_0", 16 * nf, 8 * nf), ("up_1", 8 * nf, 4 * nf), ("up_2", 4 * nf, 2 * nf), ("up_3", 2 * nf, nf)]
+    for name, fin, fout in blocks + ([("up_4", nf, nf // 2)] if most else []):
         fmid = min(fin, fout)
         sn_conv(f"{name}.conv_0", fmid, fin, 3)
         sn_conv(f"{name}.conv_1", fout, fmid, 3)
@@ -71,7 +75,7 @@ def official_layout(ngf, C, semantic_nc, hidden=128, n_res=9):
         spade(f"{name}.norm_1", fmid)
         if fin != fout:
             spade(f"{name}.norm_s", fin)
-    conv("conv_img", 3, nf, 3)
+    conv("conv_img", 3, nf // 2 if most else nf, 3)
     conv("conv1", nf, semantic_nc, 7)
     for k, (cout, cin) in enumerate([(2 * nf, nf), (4 * nf, 2 * nf), (8 * nf, 4 * nf), (16 * nf, 8 * nf)], start=2):
         conv(f"conv{k}", cout, cin, 3)
@@ -83,7 +87,8 @@ def official_layout(ngf, C, semantic_nc, hidden=128, n_res=9):
     conv("deconv9", 3, 3 * C, 3)
     for i in range(C):
         conv(f"deconv5_{i}", 3, nf, 7)
-    s.update({"fc2.weight": (C, nf), "fc2.bias": (C,),
+    scored = C if scored is None else scored
+    s.update({"fc2.weight": (scored, nf), "fc2.bias": (scored,),
               "deconv3_attention.weight": (4 * nf, 2 * nf, 3, 3), "deconv3_attention.bias": (2 * nf,),
               "deconv4_attention.weight": (2 * nf, nf, 3, 3), "deconv4_attention.bias": (nf,)})
     conv("deconv5_attention", 2, nf, 1)
@@ -110,8 +115,11 @@ def random_official_state_dict(layout, seed=0, dtype=torch.float64):
     return sd
 
 
-def official_forward(sd, S, C):
-    """The official semantic LGGAN generator (eval mode), written directly on the official names with F.conv2d."""
+def official_forward(sd, S, C, layout="normal", groups=None):
+    """The official semantic LGGAN generator (eval mode), written directly on the official names with F.conv2d.
+
+    C label channels; layout: SPADE's num_upsampling_layers; groups: None (one per label channel) or the number of
+    local groups, the last one the sum of the remaining label channels and not classified (ADE20K release)."""
     IN, relu = F.instance_norm, F.relu
 
     def sn(p):
@@ -149,12 +157,15 @@ def official_forward(sd, S, C):
     x_encode = relu(IN(c("conv3", x, stride=2, padding=1)))
     x = relu(IN(c("conv4", x_encode, stride=2, padding=1)))
     x = relu(IN(c("conv5", x, stride=2, padding=1)))
-    x = F.interpolate(x, size=(H // 32, W // 32), mode="nearest")
+    step = 2 ** {"normal": 5, "more": 6, "most": 7}[layout]
+    x = F.interpolate(x, size=(H // step, W // step), mode="nearest")
     x = up(spade_block("head_0", x, S))
-    x = spade_block("G_middle_1", spade_block("G_middle_0", x, S), S)
-    for name in ("up_0", "up_1", "up_2"):
+    x = spade_block("G_middle_0", x, S)
+    if layout != "normal":
+        x = up(x)  # 'more' / 'most': the extra upsampling between the middle blocks
+    x = spade_block("G_middle_1", x, S)
+    for name in ("up_0", "up_1", "up_2", "up_3") + (("up_4",) if layout == "most" else ()):
         x = spade_block(name, up(x), S)
-    x = spade_block("up_3", up(x), S)
     I_G = torch.tanh(c("conv_img", F.leaky_relu(x, 0.2), padding=1))
 
     h = x_encode
@@ -164,12 +175,15 @@ def official_forward(sd, S, C):
         h = h + IN(c(f"resnet_blocks{k}.conv2", F.pad(t, (1, 1, 1, 1), mode="reflect")))
         k += 1
     f = up_in_relu("deconv4_local", up_in_relu("deconv3_local", h))
-    results = [torch.tanh(c(f"deconv5_{i}", F.pad(f * S[:, i : i + 1], (3, 3, 3, 3), mode="reflect"))) for i in range(C)]
+    G = C if groups is None else groups
+    masks = [S[:, i : i + 1] for i in range(G - 1)] + [S[:, G - 1 : C].sum(1, keepdim=True)]
+    results = [torch.tanh(c(f"deconv5_{i}", F.pad(f * masks[i], (3, 3, 3, 3), mode="reflect"))) for i in range(G)]
     I_L = torch.tanh(c("deconv9", torch.cat(results, 1), padding=1))
     a = up_in_relu("deconv4_attention", up_in_relu("deconv3_attention", x_encode))
     att = torch.softmax(c("deconv5_attention", a), 1)
     I_C = att[:, 0:1] * I_L + att[:, 1:2] * I_G
-    pooled = torch.stack([(f * S[:, i : i + 1]).mean((2, 3)) for i in range(C)], 1)  # [B, C, ngf]
+    K = sd["fc2.weight"].shape[0]
+    pooled = torch.stack([(f * masks[i]).mean((2, 3)) for i in range(K)], 1)  # [B, K, ngf]
     logits = pooled @ sd["fc2.weight"].t() + sd["fc2.bias"]
     return dict(image=I_C, image_global=I_G, image_local=I_L, class_images=torch.stack(results, 1), logits=logits,
                 weight_local=att[:, 0:1])
@@ -197,16 +211,19 @@ def test_official_cityscapes_key_list_maps_exactly():
     assert official == official_layout(64, 35, 36)  # the synthetic layout used below is the released one
     sd = {k: torch.empty(s, device="meta") for k, s in official.items()}
     ours, report = convert_official_semantic(sd)
+    # The released Cityscapes model: 35 label channels + instance edge, trained with SPADE's 'more' layout.
     assert report.arguments == dict(num_classes=35, semantic_nc=36, ngf=64, spade_hidden=128, num_res_blocks=9,
-                                    local_combine="conv", use_local=True, use_weight_map=True, class_pool="image")
+                                    local_combine="conv", use_local=True, use_weight_map=True, class_pool="image",
+                                    num_upsampling_layers="more", local_groups=None)
+    assert report.dataset == "cityscapes" and "detected from the shapes" in report.detected
     assert report.unused == ["fc.bias", "fc.weight"]
     with torch.device("meta"):
-        model = LGGANGenerator(35, 36, ngf=64)
+        model = LGGANGenerator(35, 36, ngf=64, num_upsampling_layers="more")
     expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
     assert {k: tuple(v.shape) for k, v in ours.items()} == expected
     assert len(ours) == len(official) - 2 - 2 * 35 + 2  # fc dropped, 35 per-class convs stacked into 2 tensors
-    back = export_official_semantic(ours)
-    assert {k: tuple(v.shape) for k, v in back.items()} == {k: s for k, s in official.items() if not k.startswith("fc.")}
+    back = export_official_semantic(ours)  # the unused fc comes back (zeros) so the release loads it strictly
+    assert {k: tuple(v.shape) for k, v in back.items()} == official
 
 
 def test_converted_weights_reproduce_the_official_forward(small_official):
@@ -226,11 +243,18 @@ def test_converted_weights_reproduce_the_official_forward(small_official):
 
 
 def test_export_round_trip(small_official):
-    ours, _ = convert_official_semantic(small_official)
-    back = export_official_semantic(ours)
-    assert set(back) == set(small_official) - {"fc.weight", "fc.bias"}
+    ours, report = convert_official_semantic(small_official)
+    back = export_official_semantic(ours, {k: small_official[k] for k in report.unused})
+    assert set(back) == set(small_official)
     for k, v in back.items():
         assert torch.equal(v, small_official[k]), k
+    zero_fc = export_official_semantic(ours)  # without the kept tensors: the never-read fc is zeros
+    assert zero_fc["fc.weight"].shape == small_official["fc.weight"].shape and not zero_fc["fc.weight"].any()
+    with pytest.raises(ValueError, match="fc.weight"):
+        export_official_semantic(ours, {"fc.weight": torch.zeros(2, 2)})
+    no_fusion = {k: v for k, v in ours.items() if not k.startswith("local.combine.")}
+    with pytest.raises(ValueError, match="deconv9.weight"):
+        export_official_semantic(no_fusion)
     w, b, used = stack_indexed(small_official)
     assert w.shape == (C, 3, NGF, 7, 7) and len(used) == 2 * C
     torch.testing.assert_close(w[3], small_official["deconv5_3.weight"])
@@ -257,6 +281,88 @@ def test_plain_weight_for_spectral_norm_layer_is_accepted(small_official):
                                rtol=1e-6, atol=1e-6)
 
 
+def test_spectral_norm_saved_without_weight_v(small_official):
+    # PyTorch < 1.1 saved weight_orig, weight_u and the normalised weight (no weight_v); eval mode must give exactly
+    # that saved weight.  With weight_orig and weight_u only, v follows from u (one power-iteration half step).
+    base = "up_1.conv_0.weight"
+    W = small_official[base + "_orig"]
+    u, v = small_official[base + "_u"], small_official[base + "_v"]
+    saved = W / (u @ W.flatten(1) @ v)
+    old = {k: x for k, x in small_official.items() if k != base + "_v"}
+    old[base] = saved
+    ours, report = convert_official_semantic(old)
+    assert any("PyTorch < 1.1" in n for n in report.notes)
+    G = LGGANGenerator(**report.arguments, tile_size=8).double()
+    G.load_state_dict(ours)
+    G.eval()
+    S = semantic_map(1, C, 32, 64)
+    torch.testing.assert_close(G(S).image, official_forward(small_official, S, C)["image"], rtol=1e-9, atol=1e-9)
+    torch.testing.assert_close(G.global_generator.up_1.conv_0.weight, saved, rtol=1e-12, atol=1e-12)
+    assert torch.equal(ours["global_generator.up_1.conv_0.weight_u"], u)  # u as stored
+
+    no_v = {k: x for k, x in small_official.items() if k != base + "_v"}
+    ours, report = convert_official_semantic(no_v)
+    assert any("normalise(W^T u)" in n for n in report.notes)
+    torch.testing.assert_close(ours["global_generator.up_1.conv_0.weight_v"], F.normalize(W.flatten(1).t() @ u, dim=0))
+
+
+@pytest.mark.parametrize("layout", ["normal", "more", "most"])
+def test_layouts_convert_and_reproduce_the_official_forward(layout):
+    sd = random_official_state_dict(official_layout(NGF, C, SEM, HID, n_res=1, most=layout == "most"), seed=5)
+    # The layout is visible in the weights only for 'most' (up_4); the others are told.
+    ours, report = convert_official_semantic(sd, num_upsampling_layers=None if layout == "most" else layout)
+    assert report.arguments["num_upsampling_layers"] == layout and report.dataset is None
+    G = LGGANGenerator(**report.arguments, tile_size=8).double().eval()
+    G.load_state_dict(ours)
+    S = semantic_map(1, C, 128, 128)
+    ref = official_forward(sd, S, C, layout=layout)
+    torch.testing.assert_close(G(S).image, ref["image"], rtol=1e-9, atol=1e-9)
+    if layout == "most":
+        assert G.global_generator.conv_img.weight.shape == (3, NGF // 2, 3, 3)
+        with pytest.raises(ValueError, match="up_4"):
+            convert_official_semantic(sd, num_upsampling_layers="more")
+    else:
+        with pytest.raises(ValueError, match="no up_4"):
+            convert_official_semantic(sd, num_upsampling_layers="most")
+    with pytest.raises(ValueError, match="multiples of"):
+        G(semantic_map(1, C, {"normal": 48, "more": 96, "most": 192}[layout], 128))  # 1.5 x the layout's step
+
+
+def test_grouped_checkpoint_with_an_unscored_union_group():
+    # Like ADE20K's release at a small size: 9 label channels, 4 groups (3 + the union of channels 3..8), fc2 scores 3.
+    channels, groups = 9, 4
+    sd = random_official_state_dict(official_layout(NGF, groups, channels, HID, n_res=1, scored=groups - 1), seed=6)
+    ours, report = convert_official_semantic(sd)
+    a = report.arguments
+    assert (a["num_classes"], a["semantic_nc"], a["local_groups"], a["num_upsampling_layers"]) == (9, 9, 4, "normal")
+    assert "4 groups (3 scored + the union of channels 3..8)" in report.detected
+    G = LGGANGenerator(**a, tile_size=8).double().eval()
+    G.load_state_dict(ours)
+    S = semantic_map(2, channels, 32, 64)[:, :channels]  # no instance channel
+    out, ref = G(S), official_forward(sd, S, channels, groups=groups)
+    for name in ("image", "image_global", "image_local", "weight_local"):
+        torch.testing.assert_close(getattr(out, name), ref[name], rtol=1e-9, atol=1e-9, msg=name)
+    torch.testing.assert_close(out.class_images.dense(), ref["class_images"], rtol=1e-9, atol=1e-9)
+    assert out.class_logits.shape == (2, 3, 3)
+    torch.testing.assert_close(out.class_logits, ref["logits"], rtol=1e-9, atol=1e-9)
+    assert (S[:, 3:].sum(1) > 0).any()  # the union group is exercised
+
+
+def test_dataset_override_and_its_errors(small_official):
+    with pytest.raises(ValueError, match="--dataset ade20k has 151 label channels"):
+        convert_official_semantic(small_official, dataset="ade20k")
+    with pytest.raises(ValueError, match="--dataset 'mars'"):
+        convert_official_semantic(small_official, dataset="mars")
+    sd = random_official_state_dict(official_layout(4, 35, 36, 8, n_res=1), seed=1)
+    _, report = convert_official_semantic(sd, dataset="cityscapes")
+    assert report.dataset == "cityscapes" and report.arguments["num_upsampling_layers"] == "more"
+    assert "(given)" in report.detected
+    _, report = convert_official_semantic(sd, num_upsampling_layers="normal")  # the layout is overridden alone
+    assert report.dataset == "cityscapes" and report.arguments["num_upsampling_layers"] == "normal"
+    with pytest.raises(ValueError, match="cross-view"):
+        convert_official(random_official_state_dict(official_crossview_layout(4, 7, n_res=1)), dataset="cityscapes")
+
+
 @pytest.mark.parametrize("edit,message", [
     (lambda sd: sd.pop("conv_img.weight"), "missing keys.*conv_img.weight"),
     (lambda sd: sd.pop("G_middle_1.conv_0.weight_u"), "missing keys.*G_middle_1.conv_0.weight_u"),
@@ -279,7 +385,8 @@ def test_convert_file_writes_safetensors_and_arguments(tmp_path, small_official)
     torch.save(wrapped, src)
     out = tmp_path / "out" / "lggan.safetensors"
     report = convert_official_file(src, out)
-    assert sorted(p.name for p in out.parent.iterdir()) == ["lggan.json", "lggan.safetensors"]  # no temp files left
+    # no temp files left; the unused fc is kept beside the weights for export-official
+    assert sorted(p.name for p in out.parent.iterdir()) == ["lggan.json", "lggan.safetensors", "lggan.unused.safetensors"]
     info = json.loads((out.parent / "lggan.json").read_text())
     assert info["arguments"] == report.arguments and info["arguments"]["num_classes"] == C
     assert info["unused"] == ["fc.bias", "fc.weight"]
@@ -315,8 +422,10 @@ def test_convert_file_output_loads_with_load_generator(tmp_path, small_official)
     assert info["task"] == "semantic" and info["model"] == "LGGANGenerator"
     cfg = info["config"]
     assert cfg["model"]["task"] == "semantic" and cfg["data"]["num_classes"] == C and cfg["data"]["use_instance"]
-    assert {k: cfg["model"][k] for k in ("ngf", "spade_hidden", "num_res_blocks", "local_combine")} == dict(
-        ngf=NGF, spade_hidden=HID, num_res_blocks=2, local_combine="conv")
+    assert {k: cfg["model"][k] for k in ("ngf", "spade_hidden", "num_res_blocks", "local_combine",
+                                         "num_upsampling_layers", "local_groups")} == dict(
+        ngf=NGF, spade_hidden=HID, num_res_blocks=2, local_combine="conv", num_upsampling_layers="normal",
+        local_groups=None)
     synth = load_generator(out, device="cpu")
     assert isinstance(synth.generator, LGGANGenerator) and synth.task == "semantic"
     S = semantic_map(1, C, 32, 64).float()
@@ -492,7 +601,8 @@ def test_convert_crossview_file_and_load_generator(tmp_path, small_crossview):
     out = tmp_path / "cv" / "dayton.safetensors"
     report = convert_official_file(src, out)
     assert report.task == "crossview"
-    assert sorted(p.name for p in out.parent.iterdir()) == ["dayton.json", "dayton.safetensors"]
+    assert sorted(p.name for p in out.parent.iterdir()) == ["dayton.json", "dayton.safetensors",
+                                                            "dayton.unused.safetensors"]
     info = json.loads(out.with_suffix(".json").read_text())
     assert info["task"] == "crossview" and info["model"] == "CrossViewGenerator"
     assert info["unused"] == ["deconv5_7.bias", "deconv5_7.weight"] and info["arguments"] == report.arguments
@@ -520,3 +630,49 @@ def test_convert_official_command_line(tmp_path, small_official, capsys):
     assert "fc.weight" in printed and out.is_file() and out.with_suffix(".json").is_file()
     assert main(["convert-official", str(tmp_path / "nope.pth"), str(tmp_path / "x.safetensors")]) == 2
     assert "nope.pth" in capsys.readouterr().err
+    assert main(["convert-official", str(tmp_path / "latest_net_G.pth"), str(tmp_path / "m.safetensors"),
+                 "--num-upsampling-layers", "more"]) == 0
+    assert "layout 'more'" in capsys.readouterr().out
+    assert json.loads((tmp_path / "m.json").read_text())["config"]["model"]["num_upsampling_layers"] == "more"
+    assert main(["convert-official", str(tmp_path / "latest_net_G.pth"), str(tmp_path / "a.safetensors"),
+                 "--dataset", "ade20k"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "latest_net_G.pth" in err and "--dataset ade20k" in err
+
+    # export-official: the release's file back, exactly; errors name the argument.
+    assert main(["export-official", str(out), str(tmp_path / "back.pth")]) == 0
+    assert "semantic layout" in capsys.readouterr().out
+    back, original = torch.load(tmp_path / "back.pth", weights_only=True), torch.load(tmp_path / "latest_net_G.pth")
+    assert set(back) == set(original) and all(torch.equal(back[k], original[k]) for k in original)
+    assert main(["export-official", str(tmp_path / "none.safetensors"), str(tmp_path / "b.pth")]) == 2
+    assert "none.safetensors" in capsys.readouterr().err
+    assert main(["export-official", str(tmp_path), str(tmp_path / "b.pth")]) == 2  # a folder without checkpoints
+    assert "generator.safetensors" in capsys.readouterr().err
+
+
+def test_export_official_from_a_checkpoint_folder_and_crossview_spare_conv(tmp_path, small_official, small_crossview):
+    from lggan.cli import main
+
+    ours, _ = convert_official_semantic(small_official)
+    ckpt = tmp_path / "run" / "checkpoints" / "iter_00000010"
+    ckpt.mkdir(parents=True)
+    save_file({k: v.float().contiguous() for k, v in ours.items()}, str(ckpt / "generator.safetensors"))
+    D = MultiscaleDiscriminator(SEM + 3, ndf=4)
+    save_file({f"D_s.{k}": v.contiguous() for k, v in D.state_dict().items()}, str(ckpt / "discriminator.safetensors"))
+    assert main(["export-official", str(tmp_path / "run"), str(tmp_path / "g.pth")]) == 0
+    g = torch.load(tmp_path / "g.pth", weights_only=True)
+    assert torch.equal(g["deconv5_2.weight"], small_official["deconv5_2.weight"].float()) and not g["fc.weight"].any()
+    assert main(["export-official", str(ckpt), str(tmp_path / "d.pth"), "--part", "discriminator"]) == 0
+    d = torch.load(tmp_path / "d.pth", weights_only=True)
+    assert torch.equal(d["discriminator_1.model2.0.0.weight_orig"], D.scales[1].layers[2][0].weight_orig)
+    assert torch.equal(d["discriminator_0.model4.0.bias"], D.scales[0].layers[4][0].bias)
+    back, report = convert_official(d)
+    assert report.part == "discriminator" and all(torch.equal(back[k], v) for k, v in D.state_dict().items())
+
+    # Cross-view: the release's spare deconv5_7 is kept by the conversion and written back as it was.
+    torch.save({k: v.float() for k, v in small_crossview.items()}, tmp_path / "cv.pth")
+    convert_official_file(tmp_path / "cv.pth", tmp_path / "cv.safetensors")
+    export_official_file(tmp_path / "cv.safetensors", tmp_path / "cv_back.pth")
+    cv = torch.load(tmp_path / "cv_back.pth", weights_only=True)
+    assert set(cv) == set(small_crossview)
+    assert all(torch.equal(cv[k], v.float()) for k, v in small_crossview.items())

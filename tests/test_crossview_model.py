@@ -6,7 +6,8 @@ import torch.nn.functional as F
 
 from lggan import losses as L
 from lggan.data.crossview import class_masks
-from lggan.models import CrossViewGenerator, MultiscaleDiscriminator, init_weights
+from lggan.models import CrossViewGenerator, init_weights
+from lggan.models.discriminator import PatchGANDiscriminator
 
 SMALL = dict(ngf=4, num_res_blocks=1, tile_size=8)
 
@@ -155,30 +156,31 @@ def test_input_errors_name_the_argument():
 
 
 def test_release_patchgan_layout():
-    """D_i / D_s as the trainer builds them: conv4x4 s2 64, then 128, 256 s2 and 512 s1 with IN, conv -> 1; LReLU 0.2."""
-    D = MultiscaleDiscriminator(6, 64, n_layers=4, num_d=1, spectral=False)
+    """D_i / D_s as the cross-view release builds them: conv4x4 s2 64, 128 s2, 256 s2, 512 s1 (IN), conv -> 1."""
+    D = PatchGANDiscriminator(6, 64, n_layers=3)
     convs = [m for m in D.modules() if isinstance(m, torch.nn.Conv2d)]
-    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride) for c in convs] == [
-        (6, 64, (4, 4), (2, 2)), (64, 128, (4, 4), (2, 2)), (128, 256, (4, 4), (2, 2)),
-        (256, 512, (4, 4), (1, 1)), (512, 1, (4, 4), (1, 1))]
+    assert [(c.in_channels, c.out_channels, c.kernel_size, c.stride, c.padding) for c in convs] == [
+        (6, 64, (4, 4), (2, 2), (1, 1)), (64, 128, (4, 4), (2, 2), (1, 1)), (128, 256, (4, 4), (2, 2), (1, 1)),
+        (256, 512, (4, 4), (1, 1), (1, 1)), (512, 1, (4, 4), (1, 1), (1, 1))]
+    assert all(c.bias is not None for c in convs)
     norms = [m for m in D.modules() if isinstance(m, torch.nn.InstanceNorm2d)]
-    assert [n.num_features for n in norms] == [128, 256, 512] and not any(n.affine for n in norms)
+    assert [n.num_features for n in norms] == [128, 256, 512]
+    assert not any(n.affine for n in norms) and all(n.track_running_stats for n in norms)
     assert {m.negative_slope for m in D.modules() if isinstance(m, torch.nn.LeakyReLU)} == {0.2}
     assert not any(hasattr(c, "weight_orig") for c in convs)
 
 
 def test_training_step_forward_backward():
     C, ndf = 6, 8
-    G = init_weights(CrossViewGenerator(num_classes=C, **SMALL))
-    D = {name: init_weights(MultiscaleDiscriminator(6, ndf, n_layers=4, num_d=1, spectral=False))
-         for name in ("D_i", "D_s")}
+    G = init_weights(CrossViewGenerator(num_classes=C, **SMALL), "normal", 0.02)
+    D = {name: init_weights(PatchGANDiscriminator(6, ndf, n_layers=3), "normal", 0.02) for name in ("D_i", "D_s")}
     x, _, M = crossview_batch(B=2, C=C, H=32, W=32)
     real = torch.rand(2, 3, 32, 32) * 2 - 1
     cond = {"D_i": x[:, :3], "D_s": x[:, 3:]}
     out = G(x, M)
     fakes = [out.image, out.image_global, out.image_local]
     loss = sum(L.generator_gan_loss(D[n](cond[n], f), "vanilla") for n in D for f in fakes)
-    loss = loss + 100 * sum(L.l1_loss(f, real) for f in fakes) + 1e-6 * sum(L.tv_loss(f) for f in fakes)
+    loss = loss + 100 * sum(L.l1_loss(f, real) for f in fakes) + 1e-6 * sum(L.tv_loss(f, "sum") for f in fakes)
     loss = loss + 100 * L.local_l1_loss(out.class_images, real, M)
     loss.backward()
     assert torch.isfinite(loss)

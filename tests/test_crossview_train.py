@@ -34,7 +34,7 @@ def tiny_cfg(root, *extra):
 
 
 def test_crossview_training_reduces_the_l1_losses_and_uses_both_discriminators(towns, tmp_path):
-    cfg = tiny_cfg(towns, "train.iterations=40", "train.lr=2e-3")
+    cfg = tiny_cfg(towns, "train.iterations=40", "train.lr_g=2e-3", "train.lr_d=2e-3")
     train(cfg, tmp_path / "run")
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     for key in ("G_l1_C", "G_local_l1"):
@@ -89,5 +89,8 @@ def test_crossview_generate_and_evaluate_from_panel_files(towns, tmp_path):
                  "--device", "cpu", "--no-progress"]) == 0
     m = json.loads(res.read_text())
     assert m["task"] == "crossview" and m["split"] == "test" and m["num_images"] == 2
+    # The crop protocol of the evaluation images is recorded (synth-views: load 36 -> centre crop 32 here).
+    data = m["protocol"]["eval_data"]
+    assert (data["crop"], data["load_size"], data["crop_size"], data["crop_seed"]) == ("center", 36, 32, None)
     assert 0 < m["metrics"]["images"]["psnr"] < 88
     assert Path(m["images"]).is_dir()

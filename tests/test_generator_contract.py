@@ -37,9 +37,10 @@ def blocky_labels(batch: int, size: tuple[int, int], seed: int, absent: tuple[in
     return torch.stack(labels)
 
 
-def semantic_inputs(batch: int, seed: int, absent: tuple[int, ...] = ()) -> tuple[torch.Tensor]:
-    """S = one-hot class masks + an instance-edge channel, 32x64."""
-    labels = blocky_labels(batch, (32, 64), seed, absent)
+def semantic_inputs(batch: int, seed: int, absent: tuple[int, ...] = (), size: tuple[int, int] = (32, 64)
+                    ) -> tuple[torch.Tensor]:
+    """S = one-hot class masks + an instance-edge channel, 32x64 (64x64 for the 'more' layout's 64 px step)."""
+    labels = blocky_labels(batch, size, seed, absent)
     edges = (torch.rand(labels.shape, generator=torch.Generator().manual_seed(seed)) < 0.1).float().unsqueeze(1)
     return (torch.cat([F.one_hot(labels, NUM_CLASSES).permute(0, 3, 1, 2).float(), edges], 1),)
 
@@ -74,6 +75,13 @@ CASES = [
         lambda **kw: LGGANGenerator(NUM_CLASSES, NUM_CLASSES + 1, **{
             "ngf": 4, "spade_hidden": 8, "num_res_blocks": 1, "tile_size": 8, **kw}),
         semantic_inputs, "conv", True, ("encoder.conv4.", "encoder.conv5."),
+    ),
+    GeneratorCase(
+        "semantic-more",  # the Cityscapes release's layout: start grid (H, W)/64, an extra 2x between the middle blocks
+        lambda **kw: LGGANGenerator(NUM_CLASSES, NUM_CLASSES + 1, **{
+            "ngf": 4, "spade_hidden": 8, "num_res_blocks": 1, "tile_size": 8, "num_upsampling_layers": "more", **kw}),
+        lambda batch, seed, absent=(): semantic_inputs(batch, seed, absent, size=(64, 64)),
+        "conv", True, ("encoder.conv4.", "encoder.conv5."),
     ),
     GeneratorCase(
         "crossview-release",

@@ -192,3 +192,79 @@ def test_chunked_correlation_equals_one_batch_and_conv2d_forward_and_grads():
         torch.testing.assert_close(out, outs[0])
         for a, e in zip(grad, grads[0]):
             torch.testing.assert_close(a, e)
+
+
+# ----------------------------------------------------------------------------------------------- local groups
+
+def test_group_masks_keep_the_first_channels_and_unite_the_rest():
+    from lggan.models.class_conv import group_masks
+
+    C, N = 9, 4
+    M = blob_masks(2, C, 12, 16, [[0, 2, 5, 8], [3, 4, 1]])
+    assert group_masks(M, None) is M  # no groups: the class masks themselves, unchanged
+    G = group_masks(M, N)
+    assert G.shape == (2, N, 12, 16)
+    torch.testing.assert_close(G[:, : N - 1], M[:, : N - 1], rtol=0, atol=0)
+    union = (M[:, N - 1 :] > 0).any(1).to(M.dtype)  # channels 3..8: one binary mask
+    torch.testing.assert_close(G[:, N - 1], union, rtol=0, atol=0)
+    assert torch.equal(G.sum(1), torch.ones(2, 12, 16, dtype=M.dtype))  # still one group per pixel
+    assert torch.equal(group_masks(M, C), M)  # N = C: every channel its own group
+    for bad in (1, C + 1):
+        with pytest.raises(ValueError, match=f"local_groups={bad}"):
+            group_masks(M, bad)
+
+
+def test_grouped_generator_local_branch_classifier_and_local_l1_match_a_per_group_reference():
+    from lggan import losses as L
+    from lggan.config import get_preset
+    from lggan.models import LGGANGenerator
+    from lggan.models.class_conv import group_masks
+    from lggan.tasks import make_task
+
+    # 8 label channels + instance edge; 3 groups: channel 0, channel 1 and the union of channels 2..7.
+    C, N, B, H, W = 8, 3, 2, 32, 32
+    cfg = get_preset("synth")
+    cfg.data.num_classes, cfg.model.local_groups = C, N
+    cfg.model.ngf, cfg.model.spade_hidden, cfg.model.num_res_blocks = 4, 8, 1
+    task = make_task(cfg)
+    G = task.build_generator().double().eval()
+    assert isinstance(G, LGGANGenerator) and G.local.class_conv.num_classes == N
+    assert G.classifier.fc.out_features == N - 1 and G.local.combine.weight.shape == (3, 3 * N, 3, 3)
+
+    label = torch.zeros(B, H, W, dtype=torch.long)
+    label[0, :16] = 1
+    label[0, 16:, :8] = 5
+    label[1, :, 16:] = 7
+    label[1, :8, :8] = 2
+    batch = {"label": label, "instance": label.clone(), "image": torch.rand(B, 3, H, W) * 2 - 1}
+    prep = task.prepare(batch, torch.device("cpu"))
+    S = prep.gen_inputs[0].double()
+    M = S[:, :C]
+    assert prep.masks.shape == (B, N, H, W) and torch.equal(prep.masks, group_masks(prep.gen_inputs[0][:, :C], N))
+    M_g = torch.cat([M[:, :2], M[:, 2:].sum(1, keepdim=True)], 1)  # written out: channels 0, 1, union of 2..7
+
+    with torch.no_grad():
+        out = G(S)
+        E = G.encoder(S)
+        x = E.features
+        for block in G.local.res_blocks:
+            x = block(x)
+        from lggan.models.local_generator import upconv_in_relu
+
+        f = upconv_in_relu(upconv_in_relu(x, G.local.deconv_1), G.local.deconv_2)
+    ref = reference_class_images(f, M_g, G.local.class_conv.weight, G.local.class_conv.bias)
+    torch.testing.assert_close(out.class_images.dense(), ref, rtol=0, atol=1e-12)
+    torch.testing.assert_close(out.image_local, reference_combine(ref, G.local.combine.weight, G.local.combine.bias),
+                               rtol=0, atol=1e-12)
+    # Eq. 5: groups 0 and 1 are classified (image pooling: sum over the mask / (H*W)); the union group is not.
+    pooled = torch.stack([(f * M_g[:, g : g + 1]).sum((2, 3)) / (H * W) for g in range(N - 1)], 1)
+    torch.testing.assert_close(out.class_logits, G.classifier.fc(pooled), rtol=0, atol=1e-12)
+    assert out.class_valid.tolist() == [[True, True], [True, False]]
+    # Eq. 2 with the task's group masks: sum over groups of the full-tensor mean |I_g * M_g - I^l_g|.
+    real = batch["image"].double()
+    expected = sum((real * M_g[:, g : g + 1] - ref[:, g]).abs().mean() for g in range(N))
+    torch.testing.assert_close(L.local_l1_loss(out.class_images, real, prep.masks.double()), expected,
+                               rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(L.local_l1_loss(ref, real, M_g), expected, rtol=1e-12, atol=1e-12)
+    # The class loss takes the [B, N-1, N-1] logits as they are.
+    assert torch.isfinite(L.class_ce_loss(out.class_logits, out.class_valid))

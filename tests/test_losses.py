@@ -63,6 +63,10 @@ def test_l1_and_tv():
     assert losses.l1_loss(a, torch.zeros_like(a)).item() == pytest.approx(5 / 4)
     # vertical diffs: 3, 0 -> mean 1.5; horizontal diffs: 1, -2 -> mean 1.5
     assert losses.tv_loss(a).item() == pytest.approx(3.0)
+    # sum (the cross-view release): |3| + |0| + |1| + |-2| = 6
+    assert losses.tv_loss(a, "sum").item() == pytest.approx(6.0)
+    with pytest.raises(ValueError, match="tv_reduction"):
+        losses.tv_loss(a, "max")
 
 
 def test_class_ce_counts_only_present_classes():
@@ -134,9 +138,10 @@ def test_local_l1_sparse_equals_dense_value_and_grads(H, W, T):
         losses.local_l1_loss(I, target[:, :, :-1], M[:, :, :-1])
 
 
-def test_vgg_loss_formula_with_random_weights():
+@pytest.mark.parametrize("mode", ["raw", "imagenet"])
+def test_vgg_loss_formula_with_random_weights(mode):
     torch.manual_seed(0)
-    vgg = losses.VGGLoss(random_init=True)
+    vgg = losses.VGGLoss(random_init=True, input_mode=mode)
     x = (torch.rand(1, 3, 32, 32) * 2 - 1).requires_grad_()
     y = torch.rand(1, 3, 32, 32) * 2 - 1
     mean = torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1)
@@ -145,7 +150,8 @@ def test_vgg_loss_formula_with_random_weights():
     ends = [2, 7, 12, 21, 30]  # relu1_1, relu2_1, relu3_1, relu4_1, relu5_1 in torchvision's vgg19().features
 
     def acts(img):
-        h, out, k = ((img + 1) / 2 - mean) / std, [], 0
+        # raw (the releases): the [-1, 1] image itself; imagenet: [0, 1] then ImageNet mean/std.
+        h, out, k = (img if mode == "raw" else ((img + 1) / 2 - mean) / std), [], 0
         for idx, layer in enumerate(feats):
             h = layer(h)
             if idx + 1 == ends[k]:
@@ -163,6 +169,17 @@ def test_vgg_loss_formula_with_random_weights():
     assert not vgg.training
     assert [type(m).__name__ for m in feats][:5] == ["Conv2d", "ReLU", "Conv2d", "ReLU", "MaxPool2d"]
     assert len(feats) == 30 and isinstance(feats[28], torch.nn.Conv2d) and feats[28].in_channels == 512
+
+
+def test_vgg_default_input_is_raw_and_modes_are_checked():
+    torch.manual_seed(0)
+    raw, imagenet = losses.VGGLoss(random_init=True), losses.VGGLoss(random_init=True, input_mode="imagenet")
+    imagenet.load_state_dict(raw.state_dict())
+    x, y = torch.rand(1, 3, 16, 16) * 2 - 1, torch.rand(1, 3, 16, 16) * 2 - 1
+    assert raw.input_mode == "raw"
+    assert abs(raw(x, y).item() - imagenet(x, y).item()) > 1e-4  # the normalisation really is skipped
+    with pytest.raises(ValueError, match="input_mode"):
+        losses.VGGLoss(random_init=True, input_mode="caffe")
 
 
 def test_vgg_loss_loads_local_weights_and_errors_clearly(tmp_path, monkeypatch):

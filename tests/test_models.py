@@ -98,6 +98,55 @@ def test_spade_generator_grid_and_range():
         G(torch.randn(1, 32, 2, 2), torch.randn(1, 3, 48, 64))
 
 
+@pytest.mark.parametrize("layout,start,middle_1,final_nc", [
+    ("normal", (2, 3), (4, 6), 2), ("more", (1, 2), (4, 8), 2), ("most", (1, 1), (4, 4), 1)])
+def test_spade_generator_layouts(layout, start, middle_1, final_nc):
+    # SPADE's num_upsampling_layers: start grid (H, W)/2^5, 2^6, 2^7; "more" and "most" upsample between the middle
+    # blocks; "most" adds up_4 (ngf -> ngf/2) and conv_img reads ngf/2.
+    H, W = {"normal": (64, 96), "more": (64, 128), "most": (128, 128)}[layout]
+    G = SPADEGenerator(3, ngf=2, hidden=4, num_upsampling_layers=layout)
+    seen = {}
+    for name in ("head_0", "G_middle_0", "G_middle_1", "up_3"):
+        getattr(G, name).register_forward_hook(lambda m, a, o, name=name: seen.update({name: tuple(a[0].shape[-2:])}))
+    deep = torch.randn(2, 32, H // 16, W // 16)
+    out = G(deep, torch.randn(2, 3, H, W))
+    assert out.shape == (2, 3, H, W) and out.abs().max() < 1
+    assert seen["head_0"] == start and seen["G_middle_1"] == middle_1
+    assert seen["G_middle_0"] == (2 * start[0], 2 * start[1])
+    assert seen["up_3"] == ((H // 2, W // 2) if layout == "most" else (H, W))
+    assert hasattr(G, "up_4") == (layout == "most") and G.conv_img.weight.shape == (3, final_nc, 3, 3)
+    # The start grid is E's 1/16 output resized with nearest interpolation (the release's F.interpolate default).
+    x0 = {}
+    G.head_0.register_forward_pre_hook(lambda m, a: x0.update(x=a[0]))  # returns None: the input is kept
+    G(deep, torch.randn(2, 3, H, W))
+    torch.testing.assert_close(x0["x"], F.interpolate(deep, size=start), rtol=0, atol=0)
+    step = G.step
+    with pytest.raises(ValueError, match=f"multiples of {step}"):
+        G(deep, torch.randn(2, 3, H + step // 2, W))
+    with pytest.raises(ValueError, match="num_upsampling_layers"):
+        SPADEGenerator(3, ngf=2, num_upsampling_layers="many")
+
+
+def test_generator_layout_and_groups_arguments():
+    G = LGGANGenerator(6, 7, num_upsampling_layers="more", local_groups=3, **SMALL).eval()
+    assert G.arguments["num_upsampling_layers"] == "more" and G.arguments["local_groups"] == 3
+    assert LGGANGenerator(**G.arguments).state_dict().keys() == G.state_dict().keys()
+    assert G.local.class_conv.weight.shape[0] == 3 and G.classifier.fc.out_features == 2
+    out = G(semantic_input(1, 6, 64, 64, present=[[0, 4, 5]]))
+    assert out.class_logits.shape == (1, 2, 2) and out.class_valid.tolist() == [[True, False]]
+    assert out.class_images.dense().shape == (1, 3, 3, 64, 64)
+    with pytest.raises(ValueError, match="multiples of 64"):
+        G(semantic_input(1, 6, 32, 64))
+    with pytest.raises(ValueError, match="local_groups"):
+        LGGANGenerator(6, 7, local_groups=7, **SMALL)
+    with pytest.raises(ValueError, match="local_groups"):
+        LGGANGenerator(6, 7, local_groups=1, **SMALL)
+    with pytest.raises(ValueError, match="num_scored"):
+        ClassificationModule(3, 4, num_scored=4)
+    with pytest.raises(ValueError, match=r"masks must be \[B, 3"):
+        ClassificationModule(3, 4)(torch.randn(1, 4, 8, 8), torch.zeros(1, 2, 8, 8))
+
+
 def test_weight_maps_are_a_per_pixel_softmax():
     Gw = WeightMapGenerator(ngf=4)
     W_l, W_g = Gw(torch.randn(2, 16, 8, 12) * 5)

@@ -71,7 +71,7 @@ def cmd_inspect(a: argparse.Namespace) -> int:
     if a.dataset in CROSSVIEW_FORMATS:
         from .data.crossview import format_crossview_report, inspect_crossview
 
-        report = inspect_crossview(a.path, split=a.split)
+        report = inspect_crossview(a.path, split=a.split, mask_palette=a.palette)
         print(format_crossview_report(report))
         return 0 if not report.problems else 1
     from .data import format_report, inspect_dataset
@@ -135,10 +135,21 @@ def cmd_generate(a: argparse.Namespace) -> None:
 
 
 def cmd_convert(a: argparse.Namespace) -> None:
-    from .convert import convert_official_file
+    from .convert import arguments_path, convert_official_file
 
-    report = convert_official_file(a.input, a.output)
-    print(report if isinstance(report, str) else "\n".join(f"{k}: {v}" for k, v in dict(report).items()))
+    report = convert_official_file(a.input, a.output, dataset=a.dataset, num_upsampling_layers=a.num_upsampling_layers)
+    print(f"detected: {report.detected}" if report.detected else f"detected: {report.task} {report.part}")
+    print("\n".join(f"{k}: {v}" for k, v in dict(report).items() if k != "detected"))
+    print(f"wrote {a.output} and {arguments_path(a.output)}")
+
+
+def cmd_export(a: argparse.Namespace) -> None:
+    from .convert import export_official_file
+
+    info = export_official_file(a.ours, a.output, part=a.part)
+    kept = f", unused tensors from {info['unused_file']}" if info["unused_file"] else ""
+    print(f"wrote {a.output}: {info['num_tensors']} tensors of the release's {info['kind']} layout "
+          f"(from {info['source']}{kept})")
 
 
 def cmd_evaluate(a: argparse.Namespace) -> None:
@@ -205,6 +216,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--label-dir", default=None, help="custom datasets: label folder name")
     s.add_argument("--instance-dir", default=None, help="custom datasets: instance folder name")
     s.add_argument("--max-pairs", type=int, default=None, help="scan at most this many pairs per split")
+    s.add_argument("--palette", default=None,
+                   help="cross-view: colour -> class palette of the map panels, a built-in name or a JSON file "
+                        "(default: the release's gray codes for 6-panel files); void pixels are reported per colour")
     s.set_defaults(func=cmd_inspect)
 
     from .config import PRESETS
@@ -239,11 +253,36 @@ def build_parser() -> argparse.ArgumentParser:
                    help="replace files that already exist in --out (default: refuse, listing them)")
     g.set_defaults(func=cmd_generate)
 
-    c = sub.add_parser("convert-official", help="convert an official LGGAN generator checkpoint to ours",
+    from .config import UPSAMPLINGS
+
+    # Spelled out here so that `lggan --help` does not import torch; lggan.convert checks the same values
+    # (DATASET_PRESETS: the semantic datasets with a preset; EXPORT_PARTS).
+    convert_datasets = [d for d in SEMANTIC_DATASETS if d != "custom"]
+    export_parts = ["generator", "generator_ema", "discriminator"]
+    c = sub.add_parser("convert-official",
+                       help="convert an official LGGAN generator or semantic discriminator checkpoint to ours",
                        formatter_class=_Formatter, parents=[common])
-    c.add_argument("input", help="official generator .pth (e.g. latest_net_G.pth)")
-    c.add_argument("output", help="output .safetensors (a .json with the model arguments is written beside it)")
+    c.add_argument("input", help="official .pth: a generator ({epoch}_net_G.pth, latest_net_G.pth) or the semantic "
+                                 "discriminator ({epoch}_net_D.pth); which one, and the dataset, are detected from its "
+                                 "keys and shapes")
+    c.add_argument("output", help="output .safetensors (a .json with the model and its config is written beside it, "
+                                  "and OUTPUT.unused.safetensors with the checkpoint's unused tensors)")
+    c.add_argument("--dataset", choices=convert_datasets, default=None,
+                   help="the dataset the checkpoint was trained on (default: detected from the shapes: 36 input "
+                        "channels and 35 per-class convs = cityscapes, 151 channels and 52 groups = ade20k)")
+    c.add_argument("--num-upsampling-layers", choices=list(UPSAMPLINGS), default=None,
+                   help="the global generator's layout, not visible in the weights (default: the dataset's release: "
+                        "more for cityscapes, else normal; most when the checkpoint has up_4)")
     c.set_defaults(func=cmd_convert)
+
+    x = sub.add_parser("export-official", help="write one of our models as an official LGGAN .pth",
+                       formatter_class=_Formatter, parents=[common])
+    x.add_argument("ours", help="our .safetensors (converted or from a checkpoint), a checkpoint folder or a run folder "
+                                "(its newest checkpoint)")
+    x.add_argument("output", help="output .pth: torch.save of a plain dict of tensors under the release's names")
+    x.add_argument("--part", choices=export_parts, default="generator",
+                   help="which network of a run or checkpoint folder (a .safetensors file says itself)")
+    x.set_defaults(func=cmd_export)
 
     from .evaluate import add_evaluate_arguments, add_train_segmenter_arguments
 

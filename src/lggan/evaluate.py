@@ -232,6 +232,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         generated, real, labels = work / "generated", work / "real", work / "labels"
         result.update(task=cfg.model.task, checkpoint=str(args.checkpoint), data=str(ds.root), split=split,
                       num_images=n, images=str(work))
+        # How the evaluation images were made from the files (cross-view: resize, crop protocol and its seed).
+        describe = getattr(ds, "protocol", None)
+        if callable(describe):
+            result["protocol"] = {"eval_data": describe()}
     else:
         generated, real = Path(args.generated), Path(args.real)
         labels = Path(args.labels) if args.labels else None

@@ -19,6 +19,8 @@ from lggan.models.class_conv import ClassImages
 
 DOutput = torch.Tensor | Sequence[Sequence[torch.Tensor]]
 GAN_MODES = ("hinge", "vanilla")
+TV_REDUCTIONS = ("sum", "mean")
+VGG_INPUT_MODES = ("raw", "imagenet")
 
 
 # ----------------------------------------------------------------------------------------------- GAN terms (Eq. 8)
@@ -39,7 +41,12 @@ def hinge_g(pred: torch.Tensor) -> torch.Tensor:
 
 
 def bce_real(pred: torch.Tensor) -> torch.Tensor:
-    """Vanilla GAN (Eq. 8, -log D) on logits that should say "real"."""
+    """Vanilla GAN (Eq. 8, -log D) on logits that should say "real".
+
+    The cross-view release puts a Sigmoid at the end of its PatchGAN and uses nn.BCELoss; on logits x,
+    BCE-with-logits computes the same mean of -log sigmoid(x) (resp. -log(1 - sigmoid(x))) in a stable form.
+    The two differ only where BCELoss clamps log(0) to -100, i.e. for |x| > ~100.
+    """
     return F.binary_cross_entropy_with_logits(pred, torch.ones_like(pred))
 
 
@@ -70,7 +77,12 @@ def _check_mode(mode: str) -> None:
 
 
 def discriminator_loss(real: DOutput, fake: DOutput, mode: str = "hinge") -> torch.Tensor:
-    """D's loss on a real/fake pair: hinge relu(1-D(x)) + relu(1+D(G)); vanilla 0.5 * (BCE real + BCE fake)."""
+    """D's loss on a real/fake pair: hinge relu(1-D(x)) + relu(1+D(G)); vanilla 0.5 * (BCE real + BCE fake).
+
+    Called once per generator output (I^C, I^G, I^L) with the same real prediction, the vanilla form summed over the
+    three is the cross-view release's D loss: sum_out 0.5 * (BCE(D(fake_out), 0) + BCE(D(real), 1)), in which the
+    real term weighs 3 * 0.5 = 1.5.
+    """
     _check_mode(mode)
     if mode == "hinge":
         return _per_scale_mean(hinge_d_real, real) + _per_scale_mean(hinge_d_fake, fake)
@@ -106,18 +118,33 @@ def l1_loss(image: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     return F.l1_loss(image, target)
 
 
-def tv_loss(image: torch.Tensor) -> torch.Tensor:
-    """Total variation: mean |vertical differences| + mean |horizontal differences|."""
-    dy = (image[..., 1:, :] - image[..., :-1, :]).abs().mean()
-    dx = (image[..., :, 1:] - image[..., :, :-1]).abs().mean()
-    return dy + dx
+def tv_loss(image: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+    """Total variation of image [B, C, H, W]: |vertical differences| + |horizontal differences|.
+
+    reduction "mean": mean of each; "sum": sum of each over batch, channels and pixels, as the cross-view release's
+    regulariser (weight 1e-6): sum |x[.., :, 1:] - x[.., :, :-1]| + sum |x[.., 1:, :] - x[.., :-1, :]|.
+    """
+    if reduction not in TV_REDUCTIONS:
+        raise ValueError(f"tv_loss: reduction must be one of {TV_REDUCTIONS} (loss.tv_reduction), got {reduction!r}")
+    dy = (image[..., 1:, :] - image[..., :-1, :]).abs()  # [B, C, H-1, W]
+    dx = (image[..., :, 1:] - image[..., :, :-1]).abs()  # [B, C, H, W-1]
+    if reduction == "sum":
+        return dy.sum() + dx.sum()
+    return dy.mean() + dx.mean()
 
 
 def local_l1_loss(class_images: ClassImages | torch.Tensor, target: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
-    """Eq. 2: sum over classes i of mean_{b,c,h,w} |I_g * M_i - I^l_i| (each class with its own mask M_i).
+    """Eq. 2: sum over groups i of mean_{b,c,h,w} |I_g * M_i - I^l_i| (each class group with its own mask M_i).
 
-    class_images: the sparse ClassImages of the generator (no [B, C, 3, H, W] tensor is built) or a dense
-    [B, C, 3, H, W] tensor; target I_g [B, 3, H, W]; masks [B, C, H, W].
+    class_images: the sparse ClassImages of the generator (no [B, G, 3, H, W] tensor is built) or a dense
+    [B, G, 3, H, W] tensor; target I_g [B, 3, H, W]; masks [B, G, H, W]: the same group masks the generator used
+    (`lggan.models.class_conv.group_masks`; the class masks themselves when there are no groups).  The mean is over
+    the full tensor (not the mask area) and I^l_i is unmasked, as released: each branch is also pushed to 0 outside
+    its group.
+
+    Branch i is always paired with mask i.  The Cityscapes release does not do that for one branch: its return tuple
+    puts label_3_26 in label_3_27's slot, so branch 27 (truck) is trained against the image masked with class 26's
+    (car's) mask.  That bug is deliberately not reproduced.
     """
     if target.dim() != 4 or masks.dim() != 4 or masks.shape[0] != target.shape[0] or masks.shape[2:] != target.shape[2:]:
         raise ValueError(f"local L1: target [B, 3, H, W] and masks [B, C, H, W] must match, got "
@@ -202,12 +229,20 @@ def _vgg19_features() -> nn.Sequential:
 class VGGLoss(nn.Module):
     """Perceptual loss: sum_k w_k * L1(VGG19_k(x), VGG19_k(y)) on relu1_1..relu5_1 (w = 1/32 .. 1), inputs in [-1, 1].
 
-    Weights come from `weights_path` or the torch hub cache; nothing is downloaded.  random_init=True (tests only)
-    skips loading.
+    input_mode "raw" (both releases, loss.vgg_input): the [-1, 1] images go into VGG19 as they are, with no ImageNet
+    mean/std and no rescaling; "imagenet": mapped to [0, 1] and normalised with the ImageNet mean/std first.
+    Each L1 is a mean over its feature map [B, C_k, H_k, W_k]; the target's features are computed without gradient
+    (the release's .detach()).  Weights come from `weights_path` or the torch hub cache; nothing is downloaded.
+    random_init=True (tests only) skips loading.
     """
 
-    def __init__(self, weights_path: str | os.PathLike | None = None, random_init: bool = False):
+    def __init__(self, weights_path: str | os.PathLike | None = None, random_init: bool = False,
+                 input_mode: str = "raw"):
         super().__init__()
+        if input_mode not in VGG_INPUT_MODES:
+            raise ValueError(f"VGGLoss: input_mode must be one of {VGG_INPUT_MODES} (loss.vgg_input), "
+                             f"got {input_mode!r}")
+        self.input_mode = input_mode
         features = _vgg19_features()
         if not random_init:
             path = Path(weights_path) if weights_path is not None else default_vgg19_path()
@@ -240,8 +275,8 @@ class VGGLoss(nn.Module):
         return super().train(False)
 
     def features(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """relu1_1 .. relu5_1 activations of an image in [-1, 1]."""
-        h = ((x + 1) / 2 - self.mean) / self.std
+        """relu1_1 .. relu5_1 activations of an image x [B, 3, H, W] in [-1, 1] (see input_mode)."""
+        h = x if self.input_mode == "raw" else ((x + 1) / 2 - self.mean) / self.std
         out = []
         for s in self.slices:
             h = s(h)
@@ -257,6 +292,8 @@ class VGGLoss(nn.Module):
 
 __all__ = [
     "GAN_MODES",
+    "TV_REDUCTIONS",
+    "VGG_INPUT_MODES",
     "VGG_LAYER_WEIGHTS",
     "VGGLoss",
     "bce_fake",

@@ -41,7 +41,7 @@ class Prepared:
     """One batch on the device, in the form every step needs."""
 
     gen_inputs: tuple[torch.Tensor, ...]  # positional arguments of the generator
-    masks: torch.Tensor  # M_i, [B,C,H,W] in {0,1}
+    masks: torch.Tensor  # M_g, [B,G,H,W] in {0,1}: one mask per local group (G = C unless model.local_groups)
     real: torch.Tensor  # I_g, [B,3,H,W] in [-1,1]
     conditions: dict[str, torch.Tensor]  # discriminator name -> conditioning tensor [B,*,H,W]
     label: torch.Tensor  # [B,H,W] class indices, for sample grids
@@ -260,7 +260,9 @@ class Task(abc.ABC):
         """Returns (total, terms): each D judges the real image and every fake output, in one batched call.
 
         One call per D (real and fakes stacked on the batch axis) is also what DistributedDataParallel needs:
-        it allows a single forward per backward.
+        it allows a single forward per backward. Per D the total is sum_out L_D(real, fake_out) over the outputs
+        out in {C, G, L}; with gan_mode vanilla that is the cross-view release's
+        sum_out 0.5 * (BCE(D(fake_out), 0) + BCE(D(real), 1)), the real term weighing 1.5 in all.
         """
         lc = self.cfg.loss
         terms: dict[str, torch.Tensor] = {}
@@ -306,7 +308,7 @@ class Task(abc.ABC):
             if lc.image_l1 > 0:
                 add(f"G_l1_{k}", lc.image_l1, L.l1_loss(fake, prep.real))
             if lc.tv > 0:
-                add(f"G_tv_{k}", lc.tv, L.tv_loss(fake))
+                add(f"G_tv_{k}", lc.tv, L.tv_loss(fake, lc.tv_reduction))
         if mc.use_local and lc.class_ce > 0:
             add("G_class_ce", lc.class_ce, L.class_ce_loss(out.class_logits, out.class_valid))
         if mc.use_local and lc.local_l1 > 0:
@@ -319,9 +321,13 @@ class Task(abc.ABC):
         """The columns of a sample grid, each [B,3,H,W] in [0,1]."""
 
 
-def semantic_dataset_options(dc: DataConfig) -> dict[str, Any]:
-    """Keyword arguments of `build_semantic_dataset` that follow from the data config (any split)."""
-    kw: dict[str, Any] = dict(load_size=dc.load_size)
+def semantic_dataset_options(dc: DataConfig, train: bool = True) -> dict[str, Any]:
+    """Keyword arguments of `build_semantic_dataset` that follow from the data config.
+
+    Training resizes to load_size (then crops to crop_size, if set); evaluation resizes straight to the crop size
+    with no crop, as the release tests (ADE20K: train 286 -> random 256 crop, test 256).
+    """
+    kw: dict[str, Any] = dict(load_size=dc.load_size if train else (dc.crop_size or dc.load_size))
     if dc.dataset == "custom":
         # data.num_classes counts one-hot channels: the files' classes plus one for a don't-care value.
         kw.update(num_classes=dc.num_classes - (1 if dc.dontcare is not None else 0), dontcare=dc.dontcare)
@@ -375,14 +381,22 @@ class SemanticTask(Task):
         dc = self.cfg.data
         return label_spec_for(dc.dataset, dc.num_classes, dc.dontcare).palette
 
+    @property
+    def size_step(self) -> int:
+        """Label maps' width and height must be multiples of this: 2^(the global generator's upsamplings)."""
+        from .models.global_generator import upsampling_step
+
+        return upsampling_step(self.cfg.model.num_upsampling_layers)
+
     def d_names(self) -> list[str]:
         return ["D_s"]
 
-    def _dataset(self, root: str | Path | None, split: str, **kw: Any):
+    def _dataset(self, root: str | Path | None, split: str, train: bool):
         from .data import build_semantic_dataset
 
-        return build_semantic_dataset(self.cfg.data.dataset, root, split, **semantic_dataset_options(self.cfg.data),
-                                      **kw)
+        dc = self.cfg.data
+        return build_semantic_dataset(dc.dataset, root, split, **semantic_dataset_options(dc, train),
+                                      crop_size=dc.crop_size if train else None, flip=dc.flip and train)
 
     def _check_root(self) -> None:
         dc = self.cfg.data
@@ -392,7 +406,7 @@ class SemanticTask(Task):
     def build_datasets(self, with_val: bool = True):
         dc = self.cfg.data
         self._check_root()
-        train = self._dataset(self.data_root, "train", crop_size=dc.crop_size, flip=dc.flip)
+        train = self._dataset(self.data_root, "train", train=True)
         if train.num_classes != dc.num_classes:
             raise ValueError(
                 f"data.num_classes={dc.num_classes} but the {dc.dataset} dataset at {train.root} has "
@@ -404,7 +418,7 @@ class SemanticTask(Task):
         val = None
         if with_val:
             try:
-                val = self._dataset(str(train.root), "val", crop_size=None, flip=False)
+                val = self._dataset(str(train.root), "val", train=False)
             except (FileNotFoundError, ValueError) as e:
                 self._warn_no_val(train.root, "val", e)
         return train, val
@@ -418,7 +432,7 @@ class SemanticTask(Task):
         from .models import LGGANGenerator, init_weights
 
         mc = self.cfg.model
-        return init_weights(LGGANGenerator(
+        return init_weights(kind=mc.init, gain=mc.init_gain, module=LGGANGenerator(
             num_classes=self.num_classes,
             semantic_nc=self.cfg.data.semantic_nc,
             ngf=mc.ngf,
@@ -428,13 +442,15 @@ class SemanticTask(Task):
             use_local=mc.use_local,
             use_weight_map=mc.use_weight_map,
             class_pool=mc.class_pool,
+            num_upsampling_layers=mc.num_upsampling_layers,
+            local_groups=mc.local_groups,
         ))
 
     def build_discriminators(self) -> nn.ModuleDict:
         from .models import MultiscaleDiscriminator, init_weights
 
         mc = self.cfg.model
-        return init_weights(nn.ModuleDict(
+        return init_weights(kind=mc.init, gain=mc.init_gain, module=nn.ModuleDict(
             {"D_s": MultiscaleDiscriminator(self.cfg.data.semantic_nc + 3, ndf=mc.ndf, n_layers=mc.d_layers,
                                             num_d=mc.num_d)}
         ))
@@ -448,9 +464,13 @@ class SemanticTask(Task):
             instance = instance.to(device, non_blocking=True)
         else:
             instance = None
+        from .models.class_conv import group_masks
+
         S = make_semantic_input(label, self.num_classes, instance)  # [B, C(+1), H, W]
         real = batch["image"].to(device, non_blocking=True)
-        return Prepared((S,), S[:, : self.num_classes], real, {"D_s": S}, label)
+        # The local L1 pairs branch g with M_g: the group masks the generator builds (model.local_groups), [B, G, H, W].
+        masks = group_masks(S[:, : self.num_classes], self.cfg.model.local_groups)
+        return Prepared((S,), masks, real, {"D_s": S}, label)
 
     def grid_columns(self, prep: Prepared, out: Any) -> list[torch.Tensor]:
         """colourised label | I^G | I^L | W_g | W_l | I^C | real."""
@@ -477,8 +497,9 @@ class SemanticTask(Task):
         else:
             instance = None
         h, w = label.shape[-2:]
-        if h % 32 or w % 32:
-            raise ValueError(f"label map of {w}x{h}: width and height must be multiples of 32 for this generator")
+        step = self.size_step
+        if h % step or w % step:
+            raise ValueError(f"label map of {w}x{h}: width and height must be multiples of {step} for this generator")
         return (make_semantic_input(label, self.num_classes, instance),)
 
     def inference_inputs(self, labels: Path, instances: Path | None = None) -> list[InferenceInput]:
@@ -505,9 +526,10 @@ class SemanticTask(Task):
         dc = self.cfg.data
         label = torch.from_numpy(load_label(item.path, label_spec_for(dc.dataset, dc.num_classes, dc.dontcare)))
         h, w = label.shape
-        if h % 32 or w % 32:
-            raise ValueError(f"{item.path}: label map of {w}x{h}; width and height must be multiples of 32 for this "
-                             "generator")
+        step = self.size_step
+        if h % step or w % step:
+            raise ValueError(f"{item.path}: label map of {w}x{h}; width and height must be multiples of {step} for "
+                             f"this generator (model.num_upsampling_layers={self.cfg.model.num_upsampling_layers!r})")
         inst = None
         if dc.use_instance:
             if item.instance_path is None:
@@ -523,7 +545,7 @@ class SemanticTask(Task):
     # -- evaluation ------------------------------------------------------------------------------------------------
     def eval_dataset(self, split: str):
         self._check_root()
-        return self._dataset(self.data_root, split, crop_size=None, flip=False)
+        return self._dataset(self.data_root, split, train=False)
 
     def eval_sources(self, dataset) -> list[Path]:
         return [Path(p.image) for p in dataset.pairs]
@@ -589,8 +611,11 @@ class CrossViewTask(Task):
 
         dc = self.cfg.data
         root = self._root()
+        # The release's transform: bicubic resize of every panel to load_size, one crop offset for all panels,
+        # masks by exact match of the resized mask panel (data.palette).
         train = CrossViewDataset(root, "train", direction=dc.direction, load_size=dc.load_size[0],
-                                 crop_size=dc.crop_size[0] if dc.crop_size else None, flip=dc.flip, train=True)
+                                 crop_size=dc.crop_size[0] if dc.crop_size else None, flip=dc.flip, train=True,
+                                 mask_palette=dc.palette)
         if train.num_classes != self.num_classes:
             raise ValueError(f"data.num_classes={self.num_classes} but {root} has {train.num_classes} classes")
         val = None
@@ -605,9 +630,12 @@ class CrossViewTask(Task):
     def _eval_dataset_at(self, root: Path, split: str):
         from .data.crossview import CrossViewDataset
 
-        size = self._panel_size
-        return CrossViewDataset(root, split, direction=self.cfg.data.direction, load_size=size, crop_size=size,
-                                flip=False, train=False)
+        dc = self.cfg.data
+        # As training sees them: resized to load_size, then cropped to the panel size; data.test_crop "random" is
+        # the release's random test crop (seeded by train.seed and the item index), "center" the middle crop.
+        return CrossViewDataset(root, split, direction=dc.direction, load_size=dc.load_size[0],
+                                crop_size=self._panel_size, flip=False, train=False, mask_palette=dc.palette,
+                                test_crop=dc.test_crop, seed=self.cfg.train.seed)
 
     def collate(self, samples):
         from .data.crossview import collate_crossview
@@ -620,16 +648,27 @@ class CrossViewTask(Task):
         mc = self.cfg.model
         return init_weights(CrossViewGenerator(in_channels=6, num_classes=self.num_classes, ngf=mc.ngf,
                                                num_res_blocks=mc.num_res_blocks, use_local=mc.use_local,
-                                               use_weight_map=mc.use_weight_map))
+                                               use_weight_map=mc.use_weight_map), mc.init, mc.init_gain)
 
     def build_discriminators(self) -> nn.ModuleDict:
+        """D_i on concat(I_a, image) and D_s on concat(S_g colour, image), 6 input channels each.
+
+        model.discriminator "pix2pix": the release's PatchGAN (d_layers=3: 30x30 logits at 256 px), one scale;
+        "spade": SPADE's multiscale PatchGAN without spectral norm.
+        """
         from .models import MultiscaleDiscriminator, init_weights
+        from .models.discriminator import PatchGANDiscriminator
 
         mc = self.cfg.model
-        return init_weights(nn.ModuleDict({
-            name: MultiscaleDiscriminator(6, ndf=mc.ndf, n_layers=mc.d_layers, num_d=mc.num_d, spectral=False)
-            for name in self.d_names()
-        }))
+        if mc.discriminator == "pix2pix":
+            if mc.num_d != 1:
+                raise ValueError(f"model.num_d={mc.num_d}: the pix2pix discriminator has one scale (set model.num_d=1 "
+                                 "or model.discriminator=spade)")
+            Ds = {name: PatchGANDiscriminator(6, ndf=mc.ndf, n_layers=mc.d_layers) for name in self.d_names()}
+        else:
+            Ds = {name: MultiscaleDiscriminator(6, ndf=mc.ndf, n_layers=mc.d_layers, num_d=mc.num_d, spectral=False)
+                  for name in self.d_names()}
+        return init_weights(nn.ModuleDict(Ds), mc.init, mc.init_gain)
 
     def prepare(self, batch: dict[str, Any], device: torch.device) -> Prepared:
         from .data.crossview import class_masks
@@ -672,7 +711,8 @@ class CrossViewTask(Task):
     def load_inference_input(self, item: InferenceInput) -> GeneratorSample:
         from .data.crossview import read_crossview_inputs
 
-        x, label = read_crossview_inputs(item.path, direction=self.cfg.data.direction, size=self._panel_size)
+        x, label = read_crossview_inputs(item.path, direction=self.cfg.data.direction, size=self._panel_size,
+                                         mask_palette=self.cfg.data.palette)
         return GeneratorSample(label, aerial=x)
 
     # -- evaluation ------------------------------------------------------------------------------------------------

@@ -351,7 +351,7 @@ def build_vgg(cfg: Config, device: torch.device) -> nn.Module | None:
         return None
     from .losses import VGGLoss
 
-    return VGGLoss(weights_path=cfg.loss.vgg_weights).to(device).eval()
+    return VGGLoss(weights_path=cfg.loss.vgg_weights, input_mode=cfg.loss.vgg_input).to(device).eval()
 
 
 # -- the run -------------------------------------------------------------------------------------------------------

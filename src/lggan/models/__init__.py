@@ -3,7 +3,7 @@
 from lggan.models.class_conv import ClassImages, ClassSpecificConv, combine_class_images
 from lggan.models.classifier import ClassificationModule, ClassLogits
 from lggan.models.crossview import CrossViewGenerator, ResnetGlobalGenerator
-from lggan.models.discriminator import MultiscaleDiscriminator, NLayerDiscriminator
+from lggan.models.discriminator import MultiscaleDiscriminator, NLayerDiscriminator, PatchGANDiscriminator
 from lggan.models.encoder import EncoderOutput, SharedEncoder
 from lggan.models.generator import GeneratorOutput, LGGANGenerator
 from lggan.models.global_generator import SPADEGenerator
@@ -28,6 +28,7 @@ __all__ = [
     "LocalOutput",
     "MultiscaleDiscriminator",
     "NLayerDiscriminator",
+    "PatchGANDiscriminator",
     "ResidualBlock",
     "ResnetGlobalGenerator",
     "SPADEGenerator",

@@ -76,6 +76,26 @@ class ClassImages:
         return full[..., : self.height, : self.width]
 
 
+def group_masks(M: torch.Tensor, local_groups: int | None) -> torch.Tensor:
+    """The masks M_g of the local branch's groups (§3.2; ADE20K release): [B, C, H, W] class masks -> [B, G, H, W].
+
+    local_groups None: one group per class channel, M itself (the same tensor, so nothing changes).  N: channels
+    0..N-2 are groups 0..N-2 one each, and channels N-1..C-1 are summed into group N-1 (the ADE20K release: 52 groups
+    over 151 channels, group 51 = channels 51..150).  For one-hot maps the sum is the binary union of those classes.
+    Every place where a class index meets the local branch (class convs, Eq. 4's fusion, the classifier, the local
+    L1) uses these masks, so they always agree.
+    """
+    if local_groups is None:
+        return M
+    if M.dim() != 4:
+        raise ValueError(f"group_masks: M must be [B, C, H, W], got {tuple(M.shape)}")
+    C = M.shape[1]
+    if not 2 <= local_groups <= C:
+        raise ValueError(f"local_groups={local_groups}: must be between 2 and the {C} class channels (or None)")
+    union = M[:, local_groups - 1 :].sum(1, keepdim=True)  # [B, 1, H, W]: the last group, all remaining classes
+    return torch.cat([M[:, : local_groups - 1], union], 1)  # [B, G, H, W]
+
+
 CORRELATION_CHUNK = 256  # windows per batched matmul: bounds the [N, Cout*k*k, h*w] temporary (~75 MiB at ngf 64)
 
 

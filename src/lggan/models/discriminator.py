@@ -1,4 +1,4 @@
-"""Semantic-guided discriminator D_s (§3.2, Eq. 8): SPADE's multiscale PatchGAN on concat(S, image)."""
+"""Discriminators: SPADE's multiscale PatchGAN D_s (§3.2, Eq. 8) and pix2pix's PatchGAN of the cross-view release."""
 
 from __future__ import annotations
 
@@ -59,3 +59,68 @@ class MultiscaleDiscriminator(nn.Module):
                 x = F.avg_pool2d(x, 3, stride=2, padding=1, count_include_pad=False)
             outputs.append(D(x))
         return outputs
+
+
+class PatchGANDiscriminator(nn.Module):
+    """D_i / D_s of the cross-view release (§4.1, Eq. 9): pix2pix's PatchGAN ("basic", n_layers 3) on concat(c, x).
+
+    Layers, all 4x4 convs with zero padding 1 and a bias, LeakyReLU 0.2 after every conv but the last:
+
+        conv s2 -> ndf;  conv s2 -> 2ndf + IN;  ...;  conv s1 -> min(2^n_layers, 8) * ndf + IN;  conv s1 -> 1
+
+    (n_layers = 3: 64, 128, 256, 512 -> 1 at ndf = 64; a 256 px input gives a 30x30 patch map, 64 px gives 6x6).
+    InstanceNorm is affine=False with track_running_stats=True as in the release, so the state dict carries
+    running_mean / running_var / num_batches_tracked (they are only read in eval mode, which training never uses).
+
+    The layers sit in one nn.Sequential `model` with the release's indices, so the state dict keys are the official
+    ones (no conversion needed): for n_layers = 3
+
+        model.0  conv (in -> ndf, s2)          model.1  LeakyReLU
+        model.2  conv (ndf -> 2ndf, s2)        model.3  IN   model.4  LeakyReLU
+        model.5  conv (2ndf -> 4ndf, s2)       model.6  IN   model.7  LeakyReLU
+        model.8  conv (4ndf -> 8ndf, s1)       model.9  IN   model.10 LeakyReLU
+        model.11 conv (8ndf -> 1, s1)          (release: model.12 Sigmoid, no state)
+
+    The release ends with a Sigmoid and nn.BCELoss; here the last layer returns logits and the losses use
+    BCE-with-logits (losses.bce_real / bce_fake), the same numbers in a numerically stable form.
+    """
+
+    def __init__(self, in_channels: int, ndf: int = 64, n_layers: int = 3):
+        super().__init__()
+        if in_channels < 1:
+            raise ValueError(f"PatchGANDiscriminator: in_channels must be >= 1, got {in_channels}")
+        if ndf < 1:
+            raise ValueError(f"PatchGANDiscriminator: ndf must be >= 1 (model.ndf), got {ndf}")
+        if n_layers < 1:
+            raise ValueError(f"PatchGANDiscriminator: n_layers must be >= 1 (model.d_layers), got {n_layers}")
+        self.in_channels, self.ndf, self.n_layers = in_channels, ndf, n_layers
+        layers: list[nn.Module] = [nn.Conv2d(in_channels, ndf, 4, stride=2, padding=1), nn.LeakyReLU(0.2)]
+        nf = ndf
+        for n in range(1, n_layers + 1):
+            # Stride 2 for the first n_layers - 1 of these, stride 1 for the last; width doubles, capped at 8 * ndf.
+            nf_prev, nf = nf, ndf * min(2**n, 8)
+            stride = 2 if n < n_layers else 1
+            layers += [nn.Conv2d(nf_prev, nf, 4, stride=stride, padding=1),
+                       nn.InstanceNorm2d(nf, affine=False, track_running_stats=True),
+                       nn.LeakyReLU(0.2)]
+        layers.append(nn.Conv2d(nf, 1, 4, stride=1, padding=1))
+        self.model = nn.Sequential(*layers)
+        # Where each block ends (after its LeakyReLU, and the final conv): the outputs feature matching reads.
+        self._block_ends = {i for i, m in enumerate(layers) if isinstance(m, nn.LeakyReLU)} | {len(layers) - 1}
+
+    def forward(self, *inputs: torch.Tensor) -> list[list[torch.Tensor]]:
+        """D(c, image) or D(x): inputs concatenated on channels, [B, in_channels, H, W].
+
+        Returns the multiscale contract with one scale: [[block_1, ..., block_{n_layers+1}, logits]], each block
+        output [B, C_k, H_k, W_k] after its LeakyReLU, logits [B, 1, h, w] (h = H/8 - 2 at n_layers = 3).
+        """
+        x = inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=1)
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"PatchGANDiscriminator: input must have {self.in_channels} channels in total, "
+                             f"got shapes {[tuple(t.shape) for t in inputs]}")
+        features = []
+        for i, layer in enumerate(self.model):
+            x = layer(x)
+            if i in self._block_ends:
+                features.append(x)
+        return [features]

@@ -1,4 +1,12 @@
-"""Weight initialisation of the official release (SPADE's init: xavier normal with gain 0.02, zero biases; supp. §6.1)."""
+"""Weight initialisation of the official releases (model.init, model.init_gain), zero biases everywhere.
+
+* "xavier" (semantic release, SPADE's init; supp. §6.1): xavier normal, std = gain * sqrt(2 / (fan_in + fan_out)).
+* "normal" (cross-view release, pix2pix's init_type "normal"): N(0, gain) on every Conv, ConvTranspose and Linear
+  weight, whatever its fans.
+* "kaiming": He normal, fan-in mode (not used by either release).
+
+Parameter-free norms (InstanceNorm affine=False, SPADE's BatchNorm affine=False) have nothing to initialise.
+"""
 
 from __future__ import annotations
 

@@ -31,7 +31,12 @@ def upconv(cin: int, cout: int) -> nn.ConvTranspose2d:
 
 
 class LocalClassGenerator(nn.Module):
-    """G_l: residual blocks + two 2x up-convs give f'; F_i = M_i * f' (Eq. 1) -> per-class conv7x7 + tanh -> I^L."""
+    """G_l: residual blocks + two 2x up-convs give f'; F_i = M_i * f' (Eq. 1) -> per-class conv7x7 + tanh -> I^L.
+
+    num_classes counts the local branch's groups G: one per class channel, or the ADE20K release's 52 groups over
+    151 channels (`lggan.models.class_conv.group_masks` builds their masks).  Eq. 4's fusion conv reads 3G channels
+    (the ADE20K release's deconv9: 156).
+    """
 
     def __init__(self, num_classes: int, ngf: int = 64, num_res_blocks: int = 9, combine: str = "conv",
                  in_channels: int | None = None, tile_size: int = 16):
@@ -50,16 +55,17 @@ class LocalClassGenerator(nn.Module):
             self.combine = nn.Conv2d(3 * num_classes, 3, 3, padding=1)
 
     def forward(self, x: torch.Tensor, M: torch.Tensor) -> LocalOutput:
-        """x: E's features [B, in_channels, H/4, W/4]; M: class masks [B, C, H, W]."""
+        """x: E's features [B, in_channels, H/4, W/4]; M: group masks M_g [B, G, H, W] (group_masks)."""
         for block in self.res_blocks:
             x = block(x)
         f = upconv_in_relu(upconv_in_relu(x, self.deconv_1), self.deconv_2)  # f' [B, ngf, H, W]
         if M.shape[-2:] != f.shape[-2:]:
             raise ValueError(f"masks M are {tuple(M.shape[-2:])} but f' is {tuple(f.shape[-2:])}: "
                              "the input size must be a multiple of 4")
-        I_l = self.class_conv(f, M)  # I^l_i, i = 1..C
+        I_l = self.class_conv(f, M)  # I^l_g, g = 1..G
         if self.combine_mode == "sum":
             I_L = I_l.sum()  # Eq. 3
         else:
-            I_L = torch.tanh(combine_class_images(I_l, self.combine.weight, self.combine.bias))  # Eq. 4
+            # Eq. 4: conv3x3 over concat_g I^l_g, [B, 3G, H, W] group-major as the release's torch.cat -> [B, 3, H, W]
+            I_L = torch.tanh(combine_class_images(I_l, self.combine.weight, self.combine.bias))
         return LocalOutput(f, I_l, I_L)
