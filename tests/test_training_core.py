@@ -310,3 +310,58 @@ def test_warnings_and_the_error_of_a_command_are_one_line_each(city, tmp_path, c
     assert [line.split(": ")[1] for line in lines] == ["warning", "warning", "error"]
     assert all(line.startswith("lggan train: ") for line in lines)
     assert "iter_00000002" in lines[0] and "iter_00000001" in lines[1] and "no loadable checkpoint" in lines[2]
+
+
+def test_a_checkpoint_is_on_disk_before_it_is_renamed_in_and_before_older_ones_go(city, tmp_path, monkeypatch):
+    # A rename survives a power loss only with the data synced before it and the folder after it.
+    run = tmp_path / "run"
+    found, G, Ds = _run_with_one_checkpoint(city, run)
+    events = []
+    real_fsync, real_rename, real_rmtree = os.fsync, os.rename, ckpt.shutil.rmtree
+
+    def fsync(fd):
+        events.append(("fsync", os.readlink(f"/proc/self/fd/{fd}")))
+        real_fsync(fd)
+
+    def rename(src, dst):
+        events.append(("rename", str(src), str(dst)))
+        real_rename(src, dst)
+
+    def rmtree(path, *a, **kw):
+        events.append(("rmtree", str(path)))
+        real_rmtree(path, *a, **kw)
+
+    monkeypatch.setattr(os, "fsync", fsync)
+    monkeypatch.setattr(os, "rename", rename)
+    monkeypatch.setattr(ckpt.shutil, "rmtree", rmtree)
+    ckpt.save_checkpoint(run, 3, G, Ds, found.state, found.config, keep_last=1)
+    final = str(run / "checkpoints" / "iter_00000003")
+    rename_in = next(i for i, e in enumerate(events) if e[0] == "rename" and e[2] == final)
+    tmp = events[rename_in][1]
+    synced = {e[1] for e in events[:rename_in] if e[0] == "fsync"}
+    assert {os.path.join(tmp, n) for n in os.listdir(final)} <= synced and tmp in synced
+    root_synced = next(i for i, e in enumerate(events) if e == ("fsync", str(run / "checkpoints")) and i > rename_in)
+    first_delete = next(i for i, e in enumerate(events) if e[0] == "rmtree")
+    assert root_synced < first_delete  # iter_2 is deleted only once iter_3 is durable
+    assert [p.name for p in ckpt.list_checkpoints(run)] == ["iter_00000003"]
+
+
+def test_two_real_training_processes_on_one_folder(city, tmp_path):
+    run = tmp_path / "run"
+    env = dict(os.environ, PYTHONUNBUFFERED="1", OMP_NUM_THREADS="1")
+    first = subprocess.Popen([sys.executable, "-m", "lggan", "train", "--data", str(city), "--out", str(run),
+                              *TINY_SET, "--set", "train.iterations=100000"], env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+    try:
+        lock = run / RunLock.FILE
+        deadline = time.time() + 60
+        while not (lock.is_file() and lock.read_text().strip()) and time.time() < deadline:
+            time.sleep(0.2)
+        assert lock.read_text().startswith(f"pid {first.pid} ")
+        rc, out, err, _ = _cli("train", "--data", str(city), "--out", str(run), *TINY_SET,
+                               "--set", "train.iterations=2")
+        assert rc == 2 and f"another process (pid {first.pid} on " in err
+        assert first.poll() is None  # the first run goes on
+    finally:
+        first.kill()
+        first.wait()

@@ -23,7 +23,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .io import default_permissions
+from .io import default_permissions, fsync_path, fsync_tree
 
 CKPT_DIR = "checkpoints"
 PREV_SUFFIX = ".prev"  # iter_N.prev: the old iter_N while a re-save of iteration N swaps in
@@ -91,12 +91,14 @@ def save_checkpoint(
         torch.save({**state, "iteration": iteration}, tmp / STATE_FILE)
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
         default_permissions(tmp)
+        fsync_tree(tmp)  # on disk before it is renamed in, so that not even a power loss leaves an empty iter_N
         previous = final.with_name(final.name + PREV_SUFFIX)
         if final.exists():
             _remove_tree(previous)
             os.rename(final, previous)
         os.rename(tmp, final)
         tmp = None
+        fsync_path(root)  # the rename is durable before anything older is deleted
         _remove_tree(previous)
     except (OSError, SafetensorError, RuntimeError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)

@@ -123,7 +123,6 @@ def cmd_train(a: argparse.Namespace) -> int:
     return 0
 
 
-
 def cmd_generate(a: argparse.Namespace) -> None:
     from .generate import generate_folder
 

@@ -1008,8 +1008,9 @@ def export_official_file(ours_path: str | os.PathLike, out_path: str | os.PathLi
 
     extra_file = unused_path(file)
     unused = read(extra_file) if extra_file.is_file() else None
+    ours = read(file)
     try:
-        official, kind = export_official(read(file), unused)
+        official, kind = export_official(ours, unused)
     except ValueError as e:
         raise ValueError(f"{file}: {e}") from None
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in official.items()}

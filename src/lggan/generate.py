@@ -3,7 +3,11 @@
     >>> from lggan import load_generator
     >>> synth = load_generator("runs/synth")          # newest checkpoint (EMA weights when present)
     >>> result = synth(label_map)                      # LongTensor [H,W] or [B,H,W] of class indices
-    >>> result.image                                   # I^C, [B,3,H,W] in [-1,1]
+    >>> result.image                                   # I^C, [B,3,H,W] in [-1,1], float32
+
+Speed: `amp="auto"` runs the generator under bf16 autocast where the device computes bf16 natively (CUDA compute
+capability >= 8, CPUs with AMX-BF16 / AVX512-BF16) and in fp32 elsewhere; `channels_last="auto"` uses the
+channels-last layout on CUDA and with CPU bf16 (lggan.precision). Every output is handed back in float32.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import torch
 import torch.nn as nn
 
 from . import checkpoint as ckpt
+from . import precision
 from .config import Config
 from .viz import save_png, tensor_to_uint8
 
@@ -50,16 +55,28 @@ def _find_model_files(path: Path) -> tuple[Path, Config]:
         except (ValueError, KeyError, TypeError) as e:
             raise ValueError(f"--checkpoint {path}: {sidecar} is not a model description written by `lggan "
                              f"convert-official` ({type(e).__name__}: {' '.join(str(e).split())})") from None
+    if path.exists():
+        raise ValueError(f"--checkpoint {path}: not a run folder, checkpoint folder or .safetensors file (an official "
+                         "release .pth must be converted first: `lggan convert-official`)")
     raise FileNotFoundError(f"--checkpoint {path}: no such run folder, checkpoint folder or .safetensors file")
 
 
 class Synthesizer:
-    """A generator in eval mode plus its task, which turns label maps (or cross-view inputs) into its input."""
+    """A generator in eval mode plus its task, which turns label maps (or cross-view inputs) into its input.
 
-    def __init__(self, generator: nn.Module, cfg: Config, device: torch.device):
+    amp: "auto" (bf16 autocast where the device has it natively, else fp32), "bf16" or "off" (fp32);
+    channels_last: "auto" (on for CUDA and with bf16 on CPU), "on" or "off". `plan` holds what was decided.
+    """
+
+    def __init__(self, generator: nn.Module, cfg: Config, device: torch.device, amp: str = "auto",
+                 channels_last: str = "auto"):
         from .tasks import make_task
 
+        device = torch.device(device)
+        self.plan = precision.inference_plan(device, amp, channels_last)
         self.generator = generator.to(device).eval()
+        if self.plan.channels_last:
+            precision.to_channels_last(self.generator)
         self.cfg = cfg
         self.device = device
         self.recipe = make_task(cfg)
@@ -79,8 +96,13 @@ class Synthesizer:
         """
         from .tasks import as_id_batch
 
+        # The label goes to the device as integers [B,H,W]; the one-hot S [B,C(+1),H,W] is made there.
         inputs = self.recipe.generator_inputs(as_id_batch(label, self.device), instance, aerial)
-        return self.generator(*inputs)
+        if self.plan.channels_last:
+            inputs = tuple(precision.channels_last_input(t) for t in inputs)
+        with precision.autocast(self.device.type, self.plan.autocast_dtype):
+            out = self.generator(*inputs)
+        return precision.to_float(out)  # images, weight maps, logits as float32 whatever ran inside
 
 
 def _load_weights(where: Path, use_ema: bool, shown: Path) -> dict[str, torch.Tensor]:
@@ -101,8 +123,8 @@ def _load_weights(where: Path, use_ema: bool, shown: Path) -> dict[str, torch.Te
     return found.generator_ema if (use_ema and found.generator_ema is not None) else found.generator
 
 
-def _build_generator(path: Path, where: Path, cfg: Config, device: str | torch.device, use_ema: bool
-                     ) -> Synthesizer:
+def _build_generator(path: Path, where: Path, cfg: Config, device: str | torch.device, use_ema: bool,
+                     amp: str = "auto", channels_last: str = "auto") -> Synthesizer:
     from .tasks import make_task
     from .train import resolve_device
 
@@ -120,14 +142,20 @@ def _build_generator(path: Path, where: Path, cfg: Config, device: str | torch.d
             f"(missing {sorted(missing)[:5]}{'...' if len(missing) > 5 else ''}, "
             f"unexpected {sorted(unexpected)[:5]}{'...' if len(unexpected) > 5 else ''})"
         )
-    return Synthesizer(G, cfg, dev)
+    return Synthesizer(G, cfg, dev, amp=amp, channels_last=channels_last)
 
 
-def load_generator(path: str | os.PathLike, device: str | torch.device = "auto", use_ema: bool = True) -> Synthesizer:
-    """Loads a generator from a run folder, a checkpoint folder, or a converted official .safetensors file."""
+def load_generator(path: str | os.PathLike, device: str | torch.device = "auto", use_ema: bool = True,
+                   amp: str = "auto", channels_last: str = "auto") -> Synthesizer:
+    """Loads a generator from a run folder, a checkpoint folder, or a converted official .safetensors file.
+
+    amp: "auto" | "bf16" | "off" (bf16 autocast where native / always / never); channels_last: "auto" | "on" |
+    "off". Outputs are float32 in every case.
+    """
+    precision.check_inference_modes(amp, channels_last)  # a bad value fails before any file is read
     path = Path(path)
     where, cfg = _find_model_files(path)
-    return _build_generator(path, where, cfg, device, use_ema)
+    return _build_generator(path, where, cfg, device, use_ema, amp, channels_last)
 
 
 # Sub-folders of --out that --save-branches writes (I^G, I^L, W_g, W_l), with the model output each holds.
@@ -180,19 +208,21 @@ def _check_targets(items: list, out: Path, inputs: dict[str, Path | None], targe
 def generate_folder(checkpoint: str | os.PathLike, labels: str | os.PathLike, out: str | os.PathLike,
                     instances: str | os.PathLike | None = None, batch_size: int = 4,
                     device: str = "auto", save_branches: bool = False, use_ema: bool = True,
-                    progress: bool = True, overwrite: bool = False) -> list[Path]:
+                    progress: bool = True, overwrite: bool = False, amp: str = "auto",
+                    channels_last: str = "auto") -> list[Path]:
     """Writes one synthesised PNG per input (its stem + .png) into `out`; with `save_branches` also I^G, I^L, W_g,
     W_l into out/global, out/local, out/weight_global, out/weight_local. Returns the synthesised images' paths.
 
     Inputs are never touched: `out` may not be (inside) the --labels / --instances folder, no output may land on an
     input file, and two inputs may not share an output name. Existing outputs are replaced only with `overwrite`.
     All of this is checked, and every input is read, before the first image is generated; each file is written
-    through a temp file + rename.
+    through a temp file + rename. amp / channels_last: as `load_generator` (--amp auto|bf16|off).
     """
     from .tasks import make_task
 
     if batch_size < 1:
         raise ValueError(f"--batch-size {batch_size}: must be >= 1")
+    precision.check_inference_modes(amp, channels_last)  # a bad --amp fails before anything is read
     checkpoint, labels, out = Path(checkpoint), Path(labels), Path(out)
     inst_path = Path(instances) if instances is not None else None
     where, cfg = _find_model_files(checkpoint)
@@ -204,7 +234,7 @@ def generate_folder(checkpoint: str | os.PathLike, labels: str | os.PathLike, ou
         targets += [out / folder / it.output_name for folder in BRANCH_FOLDERS for it in items]
     _check_targets(items, out, {"--labels": labels, "--instances": inst_path}, targets, overwrite)
     samples = [task.load_inference_input(it) for it in items]
-    synth = _build_generator(checkpoint, where, cfg, device, use_ema)
+    synth = _build_generator(checkpoint, where, cfg, device, use_ema, amp, channels_last)
     # Batch inputs of equal size together; keep the input order in the output list.
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, s in enumerate(samples):

@@ -206,7 +206,7 @@ def check_target(out_dir: Path, overwrite: bool) -> None:
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir}: exists and is not a directory")
     if not overwrite and out_dir.is_dir() and any(out_dir.iterdir()):
-        raise FileExistsError(f"{out_dir}: already exists and is not empty (pass overwrite=True to replace it)")
+        raise FileExistsError(f"{out_dir}: already exists and is not empty (pass overwrite=True, or --force on the command line, to replace it)")
 
 
 def build_atomically(
