@@ -126,3 +126,12 @@ def test_every_allowed_value_is_declared_once_and_read_everywhere():
     bad["train"]["amp"] = "fp8"
     with pytest.raises(ValueError, match=r"train.amp='fp8': expected one of auto, bf16, fp16, off"):
         C.Config.from_dict(bad)
+
+
+def test_a_field_of_the_other_task_is_refused_not_ignored():
+    with pytest.raises(ValueError, match="model.discriminator='pix2pix' does not apply to model.task='semantic'"):
+        apply_overrides(get_preset("synth"), ["model.discriminator=pix2pix"])
+    with pytest.raises(ValueError, match="model.local_groups=3 does not apply to model.task='crossview'"):
+        apply_overrides(get_preset("synth-views"), ["model.local_groups=3"])
+    with pytest.raises(ValueError, match="loss.class_ce=1.0 does not apply"):
+        apply_overrides(get_preset("synth-views"), ["loss.class_ce=1"])

@@ -365,3 +365,46 @@ def test_two_real_training_processes_on_one_folder(city, tmp_path):
     finally:
         first.kill()
         first.wait()
+
+
+# -- found in review --------------------------------------------------------------------------------------------------
+
+
+def test_a_run_of_the_previous_version_resumes(city, tmp_path, capsys):
+    # lggan 0.1's config.json has train.lr/ttur and lacks the fields added since: neither is an architecture change.
+    run = tmp_path / "run"
+    argv = ["train", "--data", str(city), "--out", str(run), *TINY_SET]
+    assert main(argv + ["--set", "train.iterations=1"]) == 0
+    for path in [run / "config.json", *run.glob("checkpoints/*/config.json")]:
+        old = json.loads(path.read_text())
+        for key in ("num_upsampling_layers", "local_groups", "discriminator", "init", "init_gain"):
+            del old["model"][key]
+        for key in ("lr_g", "lr_d", "recipe", "lr_schedule", "step_order"):
+            del old["train"][key]
+        old["train"].update(lr=2e-4, ttur=False)
+        path.write_text(json.dumps(old))
+    capsys.readouterr()
+    assert main(["train", "--out", str(run), "--resume", "--set", "train.iterations=2"]) == 0, capsys.readouterr().err
+    assert ckpt.load_latest(run).iteration == 2
+
+
+def test_a_run_that_fails_before_training_leaves_no_folder_behind(tmp_path, capsys):
+    run = tmp_path / "runs" / "synth"
+    assert main(["train", "--data", str(tmp_path / "typo"), "--out", str(run)]) == 2
+    assert not run.exists()
+    existing = tmp_path / "mine"
+    existing.mkdir()
+    (existing / "notes.txt").write_text("keep")
+    assert main(["train", "--data", str(tmp_path / "typo"), "--out", str(existing)]) == 2
+    assert sorted(p.name for p in existing.iterdir()) == [RunLock.FILE, "notes.txt"]
+
+
+def test_resume_without_a_checkpoint_fails_before_building_anything(tmp_path, monkeypatch, capsys):
+    import lggan.train as T
+
+    def never(*a, **kw):
+        raise AssertionError("the task was built")
+
+    monkeypatch.setattr(T, "make_task", never)
+    assert main(["train", "--out", str(tmp_path / "run"), "--resume"]) == 2
+    assert "no checkpoint in" in capsys.readouterr().err

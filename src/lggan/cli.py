@@ -9,7 +9,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from .config import CROSSVIEW_DATASETS, SEMANTIC_DATASETS
+from .config import CROSSVIEW_DATASETS, SEMANTIC_DATASETS, InferenceAmpMode, choices
 
 # `data inspect` also takes the released cross-view datasets by name (same 6/4-panel format as "crossview").
 CROSSVIEW_FORMATS = CROSSVIEW_DATASETS + ("dayton", "cvusa")
@@ -128,7 +128,7 @@ def cmd_generate(a: argparse.Namespace) -> None:
 
     written = generate_folder(a.checkpoint, a.labels, a.out, instances=a.instances,
                               batch_size=a.batch_size, device=a.device, save_branches=a.save_branches,
-                              use_ema=not a.no_ema, overwrite=a.overwrite)
+                              use_ema=not a.no_ema, overwrite=a.overwrite, amp=a.amp)
     branches = " (and I^G, I^L, W_g, W_l of each in global/, local/, weight_global/, weight_local/)"
     print(f"wrote {len(written)} images to {a.out}" + (branches if a.save_branches else ""))
 
@@ -248,6 +248,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     g.add_argument("--save-branches", action="store_true", help="also write I^G, I^L and the weight maps")
     g.add_argument("--no-ema", action="store_true", help="use the raw generator even if an EMA copy exists")
+    g.add_argument("--amp", choices=choices(InferenceAmpMode), default="auto",
+                   help="auto: bf16 autocast where the device has it natively (CUDA compute capability >= 8, CPUs "
+                        "with AMX-BF16/AVX512-BF16), else fp32; bf16: always (emulated, far slower elsewhere); off: "
+                        "fp32. Images are written from float32 either way")
     g.add_argument("--overwrite", action="store_true",
                    help="replace files that already exist in --out (default: refuse, listing them)")
     g.set_defaults(func=cmd_generate)

@@ -23,6 +23,8 @@ LocalCombine = Literal["sum", "conv"]  # Eq. 3 / Eq. 4
 ClassPool = Literal["image", "mask"]
 GanMode = Literal["hinge", "vanilla"]
 AmpMode = Literal["auto", "bf16", "fp16", "off"]
+InferenceAmpMode = Literal["auto", "bf16", "off"]  # lggan generate, evaluate, load_generator (no fp16: no GradScaler)
+ChannelsLastMode = Literal["auto", "on", "off"]  # auto: on for CUDA and CPU bf16, off for CPU fp32 (precision.py)
 Direction = Literal["a2g", "g2a"]
 UpsamplingLayers = Literal["normal", "more", "most"]  # SPADE's num_upsampling_layers: start grid (H, W) / 2^5, 6, 7
 UPSAMPLINGS = {"normal": 5, "more": 6, "most": 7}
@@ -140,7 +142,17 @@ class TrainConfig:
     # forward (cross-view release)
     step_order: StepOrder = "d_then_g"
     seed: int = 0
-    amp: AmpMode = "auto"  # auto (bf16 on CUDA, off on CPU) | bf16 | fp16 | off
+    # auto: bf16 autocast where the device has bf16 natively (CUDA compute capability >= 8; CPUs with AMX-BF16 or
+    # AVX512-BF16), fp32 elsewhere | bf16: always (emulated, slower, where not native) | fp16: CUDA only, with a
+    # GradScaler | off: fp32. Weights, optimiser state, losses and norm statistics stay fp32 in every mode.
+    amp: AmpMode = "auto"
+    # G, the discriminators and their inputs in channels-last (NHWC) memory: auto = on for CUDA and CPU bf16, off
+    # for CPU fp32 (measured slower there; lggan.precision.channels_last_decision)
+    channels_last: ChannelsLastMode = "auto"
+    # Recompute the SPADE blocks of G_g and the residual blocks (G_l; the cross-view trunk) in the backward pass
+    # instead of keeping their activations: less memory, about one extra forward of those blocks per step
+    activation_checkpointing: bool = False
+    compile: bool = False  # torch.compile G and the discriminators (first steps slower while it compiles)
     device: str = "auto"
     log_every: int = 10
     sample_every: int = 500
@@ -356,6 +368,17 @@ def validate(cfg: Config) -> None:
                 f"data size {w}x{h}: the SPADE global generator with model.num_upsampling_layers="
                 f"{cfg.model.num_upsampling_layers!r} needs width and height divisible by {step}"
             )
+    # Fields that only one task's networks read: set for the other task they would be silently ignored.
+    semantic_only = {"model.local_groups": (cfg.model.local_groups, None),
+                     "model.num_upsampling_layers": (cfg.model.num_upsampling_layers, "normal"),
+                     "model.class_pool": (cfg.model.class_pool, "image"),
+                     "loss.class_ce": (cfg.loss.class_ce, 0.0)}
+    crossview_only = {"model.discriminator": (cfg.model.discriminator, "spade")}
+    other = crossview_only if cfg.data.dataset in SEMANTIC_DATASETS else semantic_only
+    for name, (value, neutral) in other.items():
+        if value != neutral:
+            raise ValueError(f"{name}={value!r} does not apply to model.task={cfg.model.task!r} (leave it at "
+                             f"{neutral!r})")
     groups = cfg.model.local_groups
     if groups is not None and not 2 <= groups <= cfg.data.num_classes:
         raise ValueError(f"model.local_groups={groups}: must be between 2 and data.num_classes="
@@ -366,6 +389,11 @@ def validate(cfg: Config) -> None:
     for name in ("beta1", "beta2"):
         if not 0.0 <= getattr(cfg.train, name) < 1.0:
             raise ValueError(f"train.{name}={getattr(cfg.train, name)}: must be in [0, 1)")
+    if cfg.train.compile and cfg.train.activation_checkpointing:
+        # The recompute guard (spectral norm's u, v and BN statistics updated once) runs in eager mode only; under
+        # torch.compile the recompute happens inside the compiled graph, where it has not been verified.
+        raise ValueError("train.compile=true: not supported together with train.activation_checkpointing=true "
+                         "(set one of them to false)")
 
 
 _SECTION_NAMES = {DataConfig: "data", ModelConfig: "model", LossConfig: "loss", TrainConfig: "train"}

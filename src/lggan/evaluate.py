@@ -202,7 +202,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     if args.checkpoint:
         from .generate import load_generator
 
-        synth = load_generator(args.checkpoint, args.device_resolved, use_ema=not args.no_ema)
+        synth = load_generator(args.checkpoint, args.device_resolved, use_ema=not args.no_ema,
+                               amp=getattr(args, "amp", "auto"))
         cfg = synth.cfg
         task = make_task(cfg, args.data)
         task_type = type(task)
@@ -303,7 +304,7 @@ def _pair(text: str) -> tuple[int, int]:
 
 
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
-    from .config import SEMANTIC_DATASETS, TaskName, choices
+    from .config import SEMANTIC_DATASETS, InferenceAmpMode, TaskName, choices
     from .metrics import ALL_METRICS
     from .metrics.segmentation import IMAGENET_MEAN, IMAGENET_STD, LABEL_PROTOCOLS
 
@@ -343,6 +344,8 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--batch-size", type=int, default=8)
     o.add_argument("--device", default="auto")
     o.add_argument("--no-ema", action="store_true", help="use the raw generator even if an EMA copy exists")
+    o.add_argument("--amp", choices=choices(InferenceAmpMode), default="auto",
+                   help="generation precision: auto = bf16 where the device has it natively, else fp32")
     o.add_argument("--no-progress", action="store_true")
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import dataclasses
 import datetime
 import json
 import os
@@ -30,8 +31,9 @@ import torch.nn as nn
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler
 
 from . import checkpoint as ckpt
+from . import precision
 from .config import Config, architecture_changes, config_changes
-from .io import RunLock, append_jsonl
+from .io import RunLock, append_jsonl, atomic_write_text
 from .tasks import Prepared, Task, make_task, outputs_for_adversarial
 from .viz import make_grid, save_png
 
@@ -99,18 +101,21 @@ class SeededAugment(Dataset):
     """Wraps a dataset so that each sample's random crop/flip is drawn from a seed of (run seed, epoch, index).
 
     This makes augmentation independent of worker count and order, so `--resume` replays the exact same data.
+    Items are asked for as (epoch, index) pairs (`SkipBatches` makes them): persistent loader workers keep their own
+    copy of this object from the first epoch on, so the epoch has to travel with each index rather than be set here.
     A sample that fails to load comes back as a `LoadFailure` carrying the reason.
     """
 
     def __init__(self, base: Dataset, seed: int):
-        self.base, self.seed, self.epoch = base, seed, 0
+        self.base, self.seed = base, seed
 
     def __len__(self) -> int:
         return len(self.base)
 
-    def __getitem__(self, index: int):
+    def __getitem__(self, key: tuple[int, int]):
+        epoch, index = key
         with torch.random.fork_rng(devices=[]):
-            torch.manual_seed((self.seed * 1_000_003 + self.epoch * 10_007 + index) % (2**63 - 1))
+            torch.manual_seed((self.seed * 1_000_003 + epoch * 10_007 + index) % (2**63 - 1))
             try:
                 return self.base[index]
             except Exception as e:  # any reason a file cannot be read: reported once, in the main process
@@ -142,16 +147,22 @@ class SafeCollate:
 
 
 class SkipBatches(BatchSampler):
-    """A BatchSampler over a DistributedSampler that can start an epoch after `skip` batches (for resume)."""
+    """A BatchSampler over a DistributedSampler that can start an epoch after `skip` batches (for resume).
+
+    Yields lists of (epoch, index) pairs for `SeededAugment`. It runs in the main process (a DataLoader asks it for
+    the next batch there, also with persistent workers), so setting `epoch` and `skip` before an epoch reaches it.
+    """
 
     def __init__(self, sampler: DistributedSampler, batch_size: int):
         super().__init__(sampler, batch_size, drop_last=True)
         self.skip = 0
+        self.epoch = 0
 
-    def __iter__(self) -> Iterator[list[int]]:
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        epoch = self.epoch
         for i, batch in enumerate(super().__iter__()):
             if i >= self.skip:
-                yield batch
+                yield [(epoch, index) for index in batch]
 
 
 def _ignore_stop_signals(worker_id: int) -> None:
@@ -159,7 +170,7 @@ def _ignore_stop_signals(worker_id: int) -> None:
 
     A terminal's Ctrl-C (or a scheduler's SIGTERM to the process group) reaches the workers too; if they died on it,
     the main process would crash on the lost worker instead of finishing its iteration and saving. Because they
-    ignore SIGTERM, `epoch_batches` must shut them down itself on every way out (multiprocessing's exit handler
+    ignore SIGTERM, `TrainData.close` must shut them down itself on every way out (multiprocessing's exit handler
     would otherwise wait forever for them).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -168,29 +179,44 @@ def _ignore_stop_signals(worker_id: int) -> None:
 
 @dataclass
 class TrainData:
-    """The sharded, seeded, resumable batch stream of the training split."""
+    """The sharded, seeded, resumable batch stream of the training split.
+
+    One DataLoader serves every epoch. With loader workers it keeps them alive between epochs (persistent_workers):
+    no process start-up, dataset copy or prefetch warm-up at each epoch. `close()` stops them; the loop calls it on
+    every way out of a run (finished, stopped, or an error such as a sample that fails to load).
+    """
 
     dataset: SeededAugment
     sampler: DistributedSampler
     batches: SkipBatches
     loader_kw: dict[str, Any]
+    _loader: DataLoader | None = field(default=None, repr=False)
 
     @property
     def iters_per_epoch(self) -> int:
         return len(self.batches) if len(self.sampler) >= self.batches.batch_size else 0
 
     def epoch_batches(self, epoch: int, skip: int) -> Iterator[Any]:
-        """Yields the batches of `epoch` after the first `skip`; stops every worker on any way out."""
+        """Yields the batches of `epoch` after the first `skip`; a sample that failed to load stops every worker and
+        raises DataLoadError."""
         self.sampler.set_epoch(epoch)
-        self.dataset.epoch = epoch
+        self.batches.epoch = epoch
         self.batches.skip = skip
-        iterator = iter(DataLoader(self.dataset, batch_sampler=self.batches, **self.loader_kw))
-        try:
-            for batch in iterator:
-                if isinstance(batch, LoadFailure):
-                    raise DataLoadError(batch.message)
-                yield batch
-        finally:
+        if self._loader is None:
+            self._loader = DataLoader(self.dataset, batch_sampler=self.batches, **self.loader_kw)
+        # With persistent workers, iter() resets the one worker pool for this epoch (the sampler is read again here,
+        # in the main process); an epoch left early is drained first by the reset.
+        for batch in self._loader:
+            if isinstance(batch, LoadFailure):
+                self.close()
+                raise DataLoadError(batch.message)
+            yield batch
+
+    def close(self) -> None:
+        """Stops the loader's workers now (they ignore SIGINT/SIGTERM); the next epoch would start new ones."""
+        loader, self._loader = self._loader, None
+        iterator = getattr(loader, "_iterator", None) if loader is not None else None
+        if iterator is not None:
             _stop_workers(iterator)
 
 
@@ -232,13 +258,14 @@ def lr_factor(schedule: str, iteration: int, iters_per_epoch: int, epochs_const:
     return learning_rate(1.0, iteration, epochs_const * iters_per_epoch, epochs_decay * iters_per_epoch)
 
 
-def amp_settings(mode: str, device: torch.device) -> tuple[torch.dtype | None, bool]:
-    """(autocast dtype or None, use a grad scaler). bf16 autocast on CUDA by default; always off on CPU."""
-    if device.type != "cuda" or mode == "off":
-        return None, False
-    if mode in ("auto", "bf16"):
-        return torch.bfloat16, False
-    return torch.float16, True
+def amp_settings(mode: str, device: torch.device, bf16_native: bool | None = None) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None, use a grad scaler) of train.amp on `device` (lggan.precision.amp_decision).
+
+    auto: bf16 where the device has it natively (CUDA >= Ampere, CPUs with AMX/AVX512-BF16), fp32 elsewhere.
+    bf16_native: None detects it.
+    """
+    native = precision.device_bf16_native(device) if bf16_native is None else bf16_native
+    return precision.amp_decision(mode, device.type, native)
 
 
 def unwrap(m: nn.Module) -> nn.Module:
@@ -346,12 +373,21 @@ def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
             e.copy_(b)
 
 
-def build_vgg(cfg: Config, device: torch.device) -> nn.Module | None:
+def build_vgg(cfg: Config, device: torch.device, plan: precision.SpeedPlan | None = None) -> nn.Module | None:
+    """VGG19 of the perceptual loss; with autocast its slices run in bf16/fp16 and hand fp32 features to the L1s."""
     if cfg.loss.vgg <= 0:
         return None
     from .losses import VGGLoss
 
-    return VGGLoss(weights_path=cfg.loss.vgg_weights, input_mode=cfg.loss.vgg_input).to(device).eval()
+    vgg = VGGLoss(weights_path=cfg.loss.vgg_weights, input_mode=cfg.loss.vgg_input).to(device).eval()
+    if plan is not None and plan.channels_last:
+        precision.to_channels_last(vgg)
+    if plan is not None and plan.autocast_dtype is not None:
+        # relu1_1 .. relu5_1 features [B, C_k, H_k, W_k] come out of each slice as fp32, so that VGGLoss's L1s (and
+        # the loss it returns) are fp32; the next slice's first conv casts them back to the autocast dtype.
+        vgg.slices = nn.ModuleList(precision.AutocastFloat(sl, device.type, plan.autocast_dtype)
+                                   for sl in vgg.slices)
+    return vgg
 
 
 # -- the run -------------------------------------------------------------------------------------------------------
@@ -384,19 +420,35 @@ class TrainRun:
     last_ckpt: Path | None = None
     g_params: list[nn.Parameter] = field(default_factory=list)
     d_params: list[nn.Parameter] = field(default_factory=list)
+    plan: precision.SpeedPlan | None = None  # autocast / channels-last / checkpointing / compile decisions
+    # What the losses call: the D step's discriminators (D_train) and the G step's (Ds), each under autocast with
+    # fp32 outputs when autocast is on (set by _start, after the DDP wrapping).
+    d_step_nets: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    g_step_nets: dict[str, Callable[..., Any]] = field(default_factory=dict)
 
     @property
     def device(self) -> torch.device:
         return self.dist.device
 
     def autocast(self):
-        if self.amp_dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.device.type, dtype=self.amp_dtype)
+        return precision.autocast(self.device.type, self.amp_dtype)
+
+    def channels_last(self) -> bool:
+        return self.plan is not None and self.plan.channels_last
+
+    def generate(self, prep: Prepared, module: nn.Module | None = None) -> Any:
+        """G's forward on the batch (module: G or its DDP wrapper; default run.G) under autocast, outputs in fp32.
+
+        The losses then see fp32 images, class images and logits: only the networks run in bf16/fp16.
+        """
+        with self.autocast():
+            out = (self.G if module is None else module)(*prep.gen_inputs)
+        return out if self.amp_dtype is None else precision.to_float(out)
 
 
-def _claim_run_folder(run_dir: Path, resume: bool) -> RunLock:
+def _claim_run_folder(run_dir: Path, resume: bool) -> tuple[RunLock, bool]:
     """Locks the run folder for this process (a second run on it fails, naming the holder's pid), then checks it."""
+    fresh = not run_dir.exists() or not any(run_dir.iterdir())
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = RunLock(run_dir, what="--out")
     lock.acquire()
@@ -409,10 +461,22 @@ def _claim_run_folder(run_dir: Path, resume: bool) -> RunLock:
                 f"--out {run_dir}: already holds checkpoints (newest {existing[-1].name}); pass --resume to "
                 "continue it, or choose another folder"
             )
+        if resume and not existing:  # before the data and networks are built, which can take a while
+            raise FileNotFoundError(f"--resume: no checkpoint in {run_dir / ckpt.CKPT_DIR}")
     except BaseException:
-        lock.release()
+        _release_run_folder(lock, fresh)
         raise
-    return lock
+    return lock, fresh
+
+
+def _release_run_folder(lock: RunLock, fresh: bool) -> None:
+    """Releases the lock; a folder this run created and left empty is removed (no `.lock`-only folders after an
+    early error, which would push the next default run to runs/PRESET-2)."""
+    lock.release()
+    if fresh and [p.name for p in lock.folder.iterdir()] == [RunLock.FILE]:
+        lock.path.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            lock.folder.rmdir()
 
 
 def _build_data(cfg: Config, task: Task, di: DistInfo):
@@ -427,11 +491,30 @@ def _build_data(cfg: Config, task: Task, di: DistInfo):
                                  drop_last=True)
     workers = cfg.data.num_workers
     loader_kw = dict(num_workers=workers, collate_fn=SafeCollate(task.collate),
-                     pin_memory=di.device.type == "cuda", persistent_workers=False,
+                     pin_memory=di.device.type == "cuda", persistent_workers=workers > 0,
                      worker_init_fn=_ignore_stop_signals if workers > 0 else None)
     data = TrainData(SeededAugment(train_set, tc.seed), sampler, SkipBatches(sampler, tc.batch_size // di.world_size),
                      loader_kw)
     return data, train_set, val_set
+
+
+def _channels_last_inputs(prep: Prepared) -> Prepared:
+    """The batch with G's inputs and the discriminators' conditions ([B, C, H, W] floats) in channels-last memory.
+
+    The real image and the masks M_g stay as they are: the losses read them through views of the contiguous layout.
+    One tensor used in several places (the semantic task's S is G's input and D_s's condition) is converted once.
+    """
+    done: dict[int, torch.Tensor] = {}
+
+    def cl(t: Any) -> Any:
+        if not isinstance(t, torch.Tensor):
+            return t
+        if id(t) not in done:
+            done[id(t)] = precision.channels_last_input(t)
+        return done[id(t)]
+
+    return dataclasses.replace(prep, gen_inputs=tuple(cl(t) for t in prep.gen_inputs),
+                               conditions={k: cl(v) for k, v in prep.conditions.items()})
 
 
 def build_run(cfg: Config, out_dir: str | os.PathLike, data_root: str | None, resume: bool) -> TrainRun:
@@ -441,20 +524,37 @@ def build_run(cfg: Config, out_dir: str | os.PathLike, data_root: str | None, re
     if tc.threads:
         torch.set_num_threads(tc.threads)
     run_dir = Path(out_dir)
-    lock = _claim_run_folder(run_dir, resume) if di.is_main else None
+    lock, fresh = _claim_run_folder(run_dir, resume) if di.is_main else (None, False)
     try:
         task = make_task(cfg, data_root)
         data, train_set, val_set = _build_data(cfg, task, di)
 
+        plan = precision.speed_plan(device, tc.amp, tc.channels_last, tc.activation_checkpointing, tc.compile)
+        amp_dtype, use_scaler = plan.autocast_dtype, plan.grad_scaler
+
         torch.manual_seed(tc.seed)  # same initial weights on every rank
         G = task.build_generator().to(device)
         Ds = task.build_discriminators().to(device)
+        if plan.channels_last:
+            # Conv weights [out, in, k, k] channels-last (before the optimisers and the EMA copy see them); the
+            # activations follow, the inputs are converted per batch (_channels_last_inputs).
+            precision.to_channels_last(G)
+            precision.to_channels_last(Ds)
+        if tc.activation_checkpointing:
+            from .models import set_activation_checkpointing
+
+            set_activation_checkpointing(G, True)
         G_ema = copy.deepcopy(G).eval().requires_grad_(False) if tc.ema_decay > 0 else None
-        vgg = build_vgg(cfg, device)
+        vgg = build_vgg(cfg, device, plan)
+        if tc.compile:
+            # In place (nn.Module.compile): parameter names, state dicts and checkpoints stay those of the plain
+            # modules; the DDP wrappers (_start) then call the compiled forwards.
+            G.compile()
+            for D in Ds.values():
+                D.compile()
 
         opt_g = torch.optim.Adam(G.parameters(), lr=tc.lr_g, betas=(tc.beta1, tc.beta2))
         opt_d = torch.optim.Adam(Ds.parameters(), lr=tc.lr_d, betas=(tc.beta1, tc.beta2))
-        amp_dtype, use_scaler = amp_settings(tc.amp, device)
 
         total = tc.iterations if tc.iterations is not None else \
             (tc.epochs_const + tc.epochs_decay) * data.iters_per_epoch
@@ -464,16 +564,18 @@ def build_run(cfg: Config, out_dir: str | os.PathLike, data_root: str | None, re
             sample_src = val_set if val_set is not None and len(val_set) > 0 else train_set
             n = min(tc.num_samples, len(sample_src))
             sample_prep = task.prepare(task.collate([sample_src[i] for i in range(n)]), device)
+            if plan.channels_last:
+                sample_prep = _channels_last_inputs(sample_prep)
         run = TrainRun(
             cfg=cfg, task=task, dist=di, run_dir=run_dir, G=G, Ds=Ds, D_train=dict(Ds.items()), G_ema=G_ema,
             vgg=vgg, opt_g=opt_g, opt_d=opt_d, scaler_g=torch.amp.GradScaler("cuda", enabled=use_scaler),
             scaler_d=torch.amp.GradScaler("cuda", enabled=use_scaler), amp_dtype=amp_dtype,
             data=data, total=total, sample_prep=sample_prep,
-            log=RunLog(run_dir, False), lock=lock,
+            log=RunLog(run_dir, False), lock=lock, plan=plan,
         )
     except BaseException:
         if lock is not None:
-            lock.release()
+            _release_run_folder(lock, fresh)
         raise
     return run
 
@@ -522,6 +624,10 @@ def _check_config_change(run: TrainRun, found: ckpt.Checkpoint) -> dict[str, tup
         saved = json.loads((run.run_dir / "config.json").read_text())
     if saved is None:
         return {}
+    try:  # as today's Config reads it: fields added since the run started get their defaults, old names translate
+        saved = Config.from_dict(saved).to_dict()
+    except ValueError as e:
+        raise ckpt.CheckpointError(f"{found.path}: its config cannot be read ({e})") from None
     new = run.cfg.to_dict()
     arch = architecture_changes(saved, new)
     if arch:
@@ -586,12 +692,12 @@ def d_step(run: TrainRun, prep: Prepared, out: Any = None) -> tuple[torch.Tensor
     The fakes are those of `out` (a G forward made for the G step) or, without it, of a no-grad forward of G now.
     """
     if out is None:
-        with torch.no_grad(), run.autocast():
-            out = unwrap(run.G)(*prep.gen_inputs)
+        with torch.no_grad():
+            out = run.generate(prep, unwrap(run.G))
     fakes = outputs_for_adversarial(out, run.cfg.model.use_local)
     run.Ds.requires_grad_(True)
-    with run.autocast():
-        loss, terms = run.task.discriminator_losses(run.D_train, prep, fakes)
+    # The discriminators run under autocast inside run.d_step_nets; the losses themselves are fp32.
+    loss, terms = run.task.discriminator_losses(run.d_step_nets or run.D_train, prep, fakes)
     return loss, terms, _backward_and_step(run.opt_d, run.scaler_d, loss, run.d_params)
 
 
@@ -601,10 +707,10 @@ def g_step(run: TrainRun, prep: Prepared, out: Any = None) -> tuple[torch.Tensor
     `out`: a G forward (with its graph) to reuse; without it G runs now.
     """
     run.Ds.requires_grad_(False)
-    with run.autocast():
-        if out is None:
-            out = run.G(*prep.gen_inputs)
-        loss, terms = run.task.generator_losses(dict(run.Ds.items()), prep, out, run.vgg)
+    if out is None:
+        out = run.generate(prep)
+    # G's outputs are fp32 (run.generate); D and VGG run under autocast and return fp32; the loss sums are fp32.
+    loss, terms = run.task.generator_losses(run.g_step_nets or dict(run.Ds.items()), prep, out, run.vgg)
     ok = _backward_and_step(run.opt_g, run.scaler_g, loss, run.g_params)
     if ok and run.G_ema is not None:
         _ema_update(run.G_ema, unwrap(run.G), run.cfg.train.ema_decay)
@@ -625,8 +731,7 @@ def _g_then_d(run: TrainRun, prep: Prepared) -> tuple[Step, Step]:
 
 
 def _one_forward(run: TrainRun, prep: Prepared) -> tuple[Step, Step]:
-    with run.autocast():
-        out = run.G(*prep.gen_inputs)
+    out = run.generate(prep)
     d = d_step(run, prep, out)  # judges the detached fakes; G's graph is kept for the G step
     return d, g_step(run, prep, out)
 
@@ -693,10 +798,33 @@ def _start(run: TrainRun, resume: bool) -> None:
         restore(run, found)
     if run.dist.is_main:
         run.cfg.save_json(run.run_dir / "config.json")
+        _record_plan(run)
         run.log = RunLog(run.run_dir, True)
     _wrap_distributed(run)
     run.g_params = [p for p in run.G.parameters() if p.requires_grad]
     run.d_params = [p for p in run.Ds.parameters() if p.requires_grad]
+    if run.amp_dtype is not None:
+        dev, dtype = run.device.type, run.amp_dtype
+        run.d_step_nets = {k: precision.AutocastFloat(v, dev, dtype) for k, v in run.D_train.items()}
+        run.g_step_nets = {k: precision.AutocastFloat(v, dev, dtype) for k, v in run.Ds.items()}
+    else:
+        run.d_step_nets, run.g_step_nets = dict(run.D_train), dict(run.Ds.items())
+
+
+RUN_INFO_FILE = "run_info.json"
+
+
+def _record_plan(run: TrainRun) -> None:
+    """Prints the speed decisions in one line and writes them to run_info.json (rank 0; replaced on --resume)."""
+    if run.plan is None:
+        return
+    print(run.plan.line(), flush=True)
+    note = run.plan.emulated_bf16_note()
+    if note:
+        warnings.warn(note, stacklevel=1)
+    info = {**run.plan.to_dict(), "iteration": run.iteration, "world_size": run.dist.world_size,
+            "time": datetime.datetime.now().isoformat(timespec="seconds")}
+    atomic_write_text(run.run_dir / RUN_INFO_FILE, json.dumps(info, indent=2) + "\n")
 
 
 @dataclass
@@ -710,12 +838,14 @@ class LoopStats:
     started: float = field(default_factory=time.time)
 
 
-def _iteration(run: TrainRun, batch: Any, epoch: int, stats: LoopStats) -> dict[str, Any] | None:
+def train_iteration(run: TrainRun, batch: Any, epoch: int, stats: LoopStats) -> dict[str, Any] | None:
     """One iteration: lr, D step, G step, counters; returns the log record on log steps (the only host sync)."""
     tc, di = run.cfg.train, run.dist
     t0 = time.time()
     lr_scale = set_learning_rates(run)
     prep = run.task.prepare(batch, run.device)
+    if run.channels_last():
+        prep = _channels_last_inputs(prep)
     (d_loss, d_terms, d_ok), (g_loss, g_terms, g_ok) = STEP_ORDERS[tc.step_order](run, prep)
     if d_ok and g_ok:
         stats.nonfinite_streak = 0
@@ -748,11 +878,11 @@ def _loop(run: TrainRun, stop: _StopFlag) -> LoopStats:
             from tqdm import tqdm
 
             bar = tqdm(total=ipe, initial=in_epoch, desc=f"epoch {epoch}", dynamic_ncols=True, leave=False)
-        # closing(): the loader's workers stop as the epoch ends, and at once when an error propagates (its
-        # traceback would otherwise keep the generator, and with it the workers, alive).
+        # closing(): the epoch's generator ends here, also when an error propagates (its traceback would otherwise
+        # keep it alive); the loader's persistent workers live on to the next epoch and stop in train()'s finally.
         with contextlib.closing(run.data.epoch_batches(epoch, in_epoch)) as batches:
             for batch in batches:
-                record = _iteration(run, batch, epoch, stats)
+                record = train_iteration(run, batch, epoch, stats)
                 if bar is not None:
                     bar.update(1)
                 if record is not None:
@@ -791,6 +921,7 @@ def train(cfg: Config, out_dir: str | os.PathLike, data_root: str | None = None,
             stats = _loop(run, stop)
             _finish(run)
     finally:
+        run.data.close()  # the loader's workers ignore SIGTERM: stop them on every way out
         run.log.close()
         if run.lock is not None:
             run.lock.release()

@@ -1,5 +1,6 @@
 """LGGAN networks, one module per paper component (§3): E, G_g, G_l (+ classifier), G_w, G and D_s / D_i."""
 
+from lggan.models.checkpointing import CheckpointableBlock, set_activation_checkpointing
 from lggan.models.class_conv import ClassImages, ClassSpecificConv, combine_class_images
 from lggan.models.classifier import ClassificationModule, ClassLogits
 from lggan.models.crossview import CrossViewGenerator, ResnetGlobalGenerator
@@ -16,6 +17,7 @@ from lggan.models.weight_map import WeightMapGenerator, WeightMaps, fuse
 
 __all__ = [
     "SPADE",
+    "CheckpointableBlock",
     "ClassImages",
     "ClassLogits",
     "ClassSpecificConv",
@@ -39,5 +41,6 @@ __all__ = [
     "combine_class_images",
     "fuse",
     "init_weights",
+    "set_activation_checkpointing",
     "spectral_norm",
 ]

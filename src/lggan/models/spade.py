@@ -6,6 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lggan.models.checkpointing import CheckpointableBlock
 from lggan.models.spectral import spectral_norm
 
 
@@ -28,8 +29,11 @@ class SPADE(nn.Module):
         return self.param_free_norm(x) * (1 + gamma) + beta
 
 
-class SPADEResBlock(nn.Module):
-    """SPADE residual block: out = shortcut(x) + conv_1(lrelu(norm_1(conv_0(lrelu(norm_0(x, S))), S)))."""
+class SPADEResBlock(CheckpointableBlock):
+    """SPADE residual block: out = shortcut(x) + conv_1(lrelu(norm_1(conv_0(lrelu(norm_0(x, S))), S))).
+
+    With `checkpointing` on (train.activation_checkpointing) its activations are recomputed in the backward pass.
+    """
 
     def __init__(self, fin: int, fout: int, semantic_nc: int, hidden: int = 128):
         super().__init__()
@@ -43,7 +47,8 @@ class SPADEResBlock(nn.Module):
             self.conv_s = spectral_norm(nn.Conv2d(fin, fout, 1, bias=False))
             self.norm_s = SPADE(fin, semantic_nc, hidden)
 
-    def forward(self, x: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
+    def body(self, x: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
+        """x [B, fin, h, w], S [B, semantic_nc, h, w] (or any size: resized) -> [B, fout, h, w]."""
         x_s = self.conv_s(self.norm_s(x, S)) if self.learned_shortcut else x
         dx = self.conv_0(F.leaky_relu(self.norm_0(x, S), 0.2))
         dx = self.conv_1(F.leaky_relu(self.norm_1(dx, S), 0.2))
