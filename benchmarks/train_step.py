@@ -17,6 +17,7 @@ Variants, interleaved in one process (the order rotates every repeat), reported 
 |---|---|
 | default | the preset as `lggan train` runs it (train.amp=auto, train.channels_last=auto, the release's G-then-D order) |
 | one_forward | default with train.step_order=one_forward (the D step judges the G step's fakes: one G forward fewer) |
+| checkpointed | default with train.activation_checkpointing=true (SPADE and residual blocks recomputed in the backward) |
 | fp32 | default with autocast and channels-last off |
 | reference | as the release computes: fp32, contiguous, fakes regenerated after the G step, and the class-specific local branch computed densely for every class (benchmarks/reference.py) |
 """
@@ -38,14 +39,15 @@ from benchmarks.generator_step import machine_info, machine_line, parse_size
 from benchmarks.memory import cpu_step_peak
 from benchmarks.reference import reference_forward
 
-VARIANTS = ("default", "one_forward", "fp32", "reference")
+VARIANTS = ("default", "one_forward", "checkpointed", "fp32", "reference")
 
 
 def variant_overrides(name: str, known_fields: set[str]) -> list[str]:
     """`--set` items of a variant; fields this version of lggan lacks are left out (and reported)."""
     fast_off = ["train.amp=off", "train.channels_last=off", "train.activation_checkpointing=false",
                 "train.compile=false"]
-    items = {"default": [], "one_forward": ["train.step_order=one_forward"], "fp32": fast_off,
+    items = {"default": [], "one_forward": ["train.step_order=one_forward"],
+             "checkpointed": ["train.activation_checkpointing=true"], "fp32": fast_off,
              "reference": fast_off + ["train.step_order=g_then_d"]}[name]
     return [i for i in items if i.split("=")[0] in known_fields]
 
