@@ -25,6 +25,10 @@ from lggan.data.synthetic import layout_scene
 from lggan.generate import load_generator
 from lggan.models import LGGANGenerator, MultiscaleDiscriminator
 
+# The release's key layout and its key-list reader are shared with the converter's tests; the forward pass below is
+# this file's own.
+from test_convert import official_layout, read_key_file
+
 REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 CITYSCAPES_KEYS = REFERENCE / "official-cityscapes-generator-keys.txt"
 
@@ -36,58 +40,6 @@ LAYOUT_UPSAMPLINGS = {"normal": 5, "more": 6, "most": 7}
 
 
 # ----------------------------------------------------------------------------------------------- official state dicts
-
-def official_generator_layout(ngf, semantic_nc, groups, scored, hidden=128, n_res=9):
-    """Names and shapes of the release's LGGANGenerator state dict (facts §2, §3 'Shared generator keys')."""
-    nf, s = ngf, {}
-
-    def spade(p, c):
-        s.update({f"{p}.param_free_norm.running_mean": (c,), f"{p}.param_free_norm.running_var": (c,),
-                  f"{p}.param_free_norm.num_batches_tracked": (),
-                  f"{p}.mlp_shared.0.weight": (hidden, semantic_nc, 3, 3), f"{p}.mlp_shared.0.bias": (hidden,),
-                  f"{p}.mlp_gamma.weight": (c, hidden, 3, 3), f"{p}.mlp_gamma.bias": (c,),
-                  f"{p}.mlp_beta.weight": (c, hidden, 3, 3), f"{p}.mlp_beta.bias": (c,)})
-
-    def sn_conv(p, cout, cin, k, bias=True):
-        s.update({f"{p}.weight_orig": (cout, cin, k, k), f"{p}.weight_u": (cout,), f"{p}.weight_v": (cin * k * k,)})
-        if bias:
-            s[f"{p}.bias"] = (cout,)
-
-    def conv(p, cout, cin, k):
-        s.update({f"{p}.weight": (cout, cin, k, k), f"{p}.bias": (cout,)})
-
-    def deconv(p, cin, cout):  # ConvTranspose2d weights are [in, out, k, k]
-        s.update({f"{p}.weight": (cin, cout, 3, 3), f"{p}.bias": (cout,)})
-
-    conv("fc", 16 * nf, semantic_nc, 3)
-    for name, fin, fout in [("head_0", 16, 16), ("G_middle_0", 16, 16), ("G_middle_1", 16, 16),
-                            ("up_0", 16, 8), ("up_1", 8, 4), ("up_2", 4, 2), ("up_3", 2, 1)]:
-        fin, fout = fin * nf, fout * nf
-        fmid = min(fin, fout)
-        sn_conv(f"{name}.conv_0", fmid, fin, 3)
-        sn_conv(f"{name}.conv_1", fout, fmid, 3)
-        spade(f"{name}.norm_0", fin)
-        spade(f"{name}.norm_1", fmid)
-        if fin != fout:
-            sn_conv(f"{name}.conv_s", fout, fin, 1, bias=False)
-            spade(f"{name}.norm_s", fin)
-    conv("conv_img", 3, nf, 3)
-    conv("conv1", nf, semantic_nc, 7)
-    for k in range(2, 6):
-        conv(f"conv{k}", nf * 2 ** (k - 1), nf * 2 ** (k - 2), 3)
-    for k in range(1, n_res + 1):
-        conv(f"resnet_blocks{k}.conv1", 4 * nf, 4 * nf, 3)
-        conv(f"resnet_blocks{k}.conv2", 4 * nf, 4 * nf, 3)
-    for branch in ("local", "attention"):
-        deconv(f"deconv3_{branch}", 4 * nf, 2 * nf)
-        deconv(f"deconv4_{branch}", 2 * nf, nf)
-    for g in range(groups):
-        conv(f"deconv5_{g}", 3, nf, 7)
-    conv("deconv9", 3, 3 * groups, 3)
-    s.update({"fc2.weight": (scored, nf), "fc2.bias": (scored,)})
-    conv("deconv5_attention", 2, nf, 1)
-    return s
-
 
 def official_discriminator_layout(in_channels, ndf=64, n_layers=4, num_d=2):
     """Names and shapes of SPADE's MultiscaleDiscriminator with spectralinstance middle layers (facts §3)."""
@@ -307,8 +259,8 @@ def official_checkpoint(release, ngf, hidden, S, seed=0, n_res=9):
     gathered on S plus another label map.  Including S keeps the check well conditioned: a channel that is dead on
     every calibration map (running_var 0) is also 0 on S, rather than amplified by 1/sqrt(eps)."""
     r = release
-    sd = random_official(official_generator_layout(ngf, r["classes"] + r["edges"], r["groups"], r["scored"],
-                                                   hidden, n_res), seed=seed, dtype=S.dtype)
+    sd = random_official(official_layout(ngf, r["groups"], r["classes"] + r["edges"], hidden, n_res, r["scored"]),
+                         seed=seed, dtype=S.dtype)
     other = make_input(r, (S.shape[3], S.shape[2]), 1, seed=1000 + seed, dtype=S.dtype)
     with torch.no_grad():
         Reference(sd, r, calibrate=True)(torch.cat([S, other]))
@@ -341,12 +293,8 @@ def max_diffs(G, ref, S):
 
 @pytest.mark.skipif(not CITYSCAPES_KEYS.is_file(), reason=f"reference key list not found at {CITYSCAPES_KEYS}")
 def test_layout_written_from_the_facts_is_the_released_key_list():
-    keys = {}
-    for line in CITYSCAPES_KEYS.read_text().splitlines():
-        if line.strip() and not line.startswith("#"):
-            name, shape = line.split(" ", 1)
-            keys[name] = tuple(int(d) for d in re.findall(r"\d+", shape))
-    assert official_generator_layout(64, 36, 35, 35) == keys
+    keys = read_key_file(CITYSCAPES_KEYS)
+    assert official_layout(64, 35, 36, scored=35) == keys
     _, report = convert_official({k: torch.empty(s, device="meta") for k, s in keys.items()})
     assert report.dataset == "cityscapes"
     assert (report.arguments["num_upsampling_layers"], report.arguments["local_groups"]) == ("more", None)

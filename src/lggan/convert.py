@@ -436,12 +436,12 @@ def _describe_semantic(arguments: Mapping[str, Any], dataset: str | None, how: s
             f"layout {a['num_upsampling_layers']!r}, ngf {a['ngf']}")
 
 
-def expected_semantic_shapes(arguments: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
-    """Names and shapes of LGGANGenerator(**arguments).state_dict(), built on the meta device (no memory)."""
-    from lggan.models import LGGANGenerator
+def expected_shapes(model_name: str, arguments: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
+    """Names and shapes of lggan.models.<model_name>(**arguments).state_dict(), built on the meta device (no memory)."""
+    from lggan import models
 
     with torch.device("meta"):
-        model = LGGANGenerator(**arguments)
+        model = getattr(models, model_name)(**arguments)
     return _shapes(model.state_dict())
 
 
@@ -483,7 +483,7 @@ def convert_official_semantic(state_dict: Mapping[str, torch.Tensor], source: st
     ours, unexpected = rename_keys(rest, SEMANTIC_RULES)
     ours[CLASS_CONV_WEIGHT], ours[CLASS_CONV_BIAS] = weight, bias
 
-    expected = expected_semantic_shapes(arguments)
+    expected = expected_shapes("LGGANGenerator", arguments)
     _complete_spectral_norm(ours, expected, report.notes)
     ours = _check_layout(ours, expected, unexpected, f"{source}: does not match the official LGGAN semantic "
                          f"generator layout inferred from its shapes ({arguments})")
@@ -558,15 +558,6 @@ def infer_discriminator_arguments(state_dict: Mapping[str, torch.Tensor], source
                 spectral=bool(middle) or len(layers) == 2)
 
 
-def expected_discriminator_shapes(arguments: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
-    """Names and shapes of MultiscaleDiscriminator(**arguments).state_dict(), built on the meta device."""
-    from lggan.models import MultiscaleDiscriminator
-
-    with torch.device("meta"):
-        model = MultiscaleDiscriminator(**arguments)
-    return _shapes(model.state_dict())
-
-
 def convert_official_discriminator(state_dict: Mapping[str, torch.Tensor], source: str = "state dict",
                                    dataset: str | None = None) -> tuple[dict[str, torch.Tensor], ConversionReport]:
     """Maps an official semantic discriminator ({epoch}_net_D.pth) onto MultiscaleDiscriminator's state dict."""
@@ -583,7 +574,7 @@ def convert_official_discriminator(state_dict: Mapping[str, torch.Tensor], sourc
                                        f"{a['num_d']} scales x {a['n_layers'] + 1} convs, ndf {a['ndf']}, "
                                        f"input {a['in_channels']} = {semantic_nc} label channels + 3")
     ours, unexpected = rename_keys(sd, DISCRIMINATOR_RULES)
-    expected = expected_discriminator_shapes(arguments)
+    expected = expected_shapes("MultiscaleDiscriminator", arguments)
     _complete_spectral_norm(ours, expected, report.notes)
     ours = _check_layout(ours, expected, unexpected, f"{source}: does not match the official semantic "
                          f"discriminator layout inferred from its shapes ({arguments})")
@@ -663,15 +654,6 @@ def infer_crossview_arguments(state_dict: Mapping[str, torch.Tensor], source: st
     )
 
 
-def expected_crossview_shapes(arguments: Mapping[str, Any]) -> dict[str, tuple[int, ...]]:
-    """Names and shapes of CrossViewGenerator(**arguments).state_dict(), built on the meta device (no memory)."""
-    from lggan.models import CrossViewGenerator
-
-    with torch.device("meta"):
-        model = CrossViewGenerator(**arguments)
-    return _shapes(model.state_dict())
-
-
 def convert_official_crossview(state_dict: Mapping[str, torch.Tensor], source: str = "state dict",
                                num_classes: int | None = None) -> tuple[dict[str, torch.Tensor], ConversionReport]:
     """Maps an official cross-view generator state dict onto CrossViewGenerator's (see the module docstring).
@@ -696,7 +678,7 @@ def convert_official_crossview(state_dict: Mapping[str, torch.Tensor], source: s
     ours, unexpected = rename_keys(rest, CROSSVIEW_RULES)
     if arguments["use_local"]:
         ours[CLASS_CONV_WEIGHT], ours[CLASS_CONV_BIAS] = weight, bias
-    ours = _check_layout(ours, expected_crossview_shapes(arguments), unexpected,
+    ours = _check_layout(ours, expected_shapes("CrossViewGenerator", arguments), unexpected,
                          f"{source}: does not match the official LGGAN cross-view generator layout inferred "
                          f"from its shapes ({arguments})")
     if spare:

@@ -15,6 +15,11 @@ def _umask() -> int:
     return mask
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (PyTorch, PIL and dataset messages can span several)."""
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
 def default_permissions(path: str | os.PathLike) -> None:
     """Gives a file or folder made by mkstemp/mkdtemp (owner-only) the permissions open()/mkdir() would give."""
     os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~_umask())

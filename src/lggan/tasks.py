@@ -28,6 +28,7 @@ import torch.nn as nn
 
 from . import losses as L
 from .config import Config, DataConfig
+from .io import one_line
 from .viz import gray_to_rgb, palette_to_rgb, to_unit
 
 # What `lggan generate` writes for each input, and `lggan evaluate` for each evaluation sample.
@@ -104,11 +105,6 @@ def check_unique_outputs(sources: list[Path], what: str) -> list[str]:
         raise ValueError(f"{what}: inputs would overwrite each other's output: {'; '.join(clashes[:_MAX_LISTED])}"
                          f"{more}; rename one of each pair")
     return names
-
-
-def _one_line(exc: BaseException) -> str:
-    """An exception's message on one line (dataset errors list their issues on several)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def _judge(D: nn.Module, cond: torch.Tensor, images: list[torch.Tensor]) -> list[list[list[torch.Tensor]]]:
@@ -202,7 +198,7 @@ class Task(abc.ABC):
         """The discriminators named by `d_names` (initialised, on the CPU)."""
 
     def _warn_no_val(self, where: Any, split: str, exc: BaseException) -> None:
-        warnings.warn(f"no {split} split at {where} ({_one_line(exc)}); sample grids use training images",
+        warnings.warn(f"no {split} split at {where} ({one_line(exc)}); sample grids use training images",
                       stacklevel=3)
 
     # -- inference (Synthesizer, `lggan generate`) -----------------------------------------------------------------

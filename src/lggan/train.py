@@ -33,7 +33,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampl
 from . import checkpoint as ckpt
 from . import precision
 from .config import Config, architecture_changes, config_changes
-from .io import RunLock, append_jsonl, atomic_write_text
+from .io import RunLock, append_jsonl, atomic_write_text, one_line
 from .tasks import Prepared, Task, make_task, outputs_for_adversarial
 from .viz import make_grid, save_png
 
@@ -126,7 +126,7 @@ def _one_line(e: BaseException, where: str) -> str:
     """The reason on one line, naming the file: the datasets' own errors do; bare OS/decoder errors may not."""
     if isinstance(e, OSError) and e.filename is not None:
         return f"{e.filename}: {e.strerror or e}"
-    text = " ".join(str(e).split()) or type(e).__name__
+    text = one_line(e)
     return text if not isinstance(e, (OSError, SyntaxError, KeyError, IndexError)) else f"{where}: {text}"
 
 

@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
-from lggan.io import atomic_write_bytes
+from lggan.io import atomic_write_bytes, one_line
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -37,11 +37,6 @@ def list_images(directory: str | os.PathLike, arg_name: str = "directory", recur
     if not files:
         raise ValueError(f"{arg_name}: no image files ({', '.join(IMAGE_EXTENSIONS)}) in {path}")
     return files
-
-
-def one_line(exc: BaseException) -> str:
-    """An exception's message on one line (PyTorch and PIL messages can span several)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
 
 
 def load_image_uint8(path: str | os.PathLike) -> torch.Tensor:

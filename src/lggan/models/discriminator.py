@@ -9,6 +9,15 @@ from torch import nn
 from lggan.models.spectral import spectral_norm
 
 
+def joined_input(inputs: tuple[torch.Tensor, ...], in_channels: int, who: str) -> torch.Tensor:
+    """D(c, image) or D(x): the inputs concatenated on channels, [B, in_channels, H, W]; ValueError otherwise."""
+    x = inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=1)
+    if x.dim() != 4 or x.shape[1] != in_channels:
+        raise ValueError(f"{who}: input must have {in_channels} channels in total, "
+                         f"got shapes {[tuple(t.shape) for t in inputs]}")
+    return x
+
+
 class NLayerDiscriminator(nn.Module):
     """One PatchGAN scale: conv4x4 s2 + LReLU, then (spectral-norm) conv4x4 + IN + LReLU (x n_layers-1), conv4x4 -> 1."""
 
@@ -49,10 +58,7 @@ class MultiscaleDiscriminator(nn.Module):
 
     def forward(self, *inputs: torch.Tensor) -> list[list[torch.Tensor]]:
         """D(S, image) or D(x): inputs are concatenated on channels; returns per scale the list of layer outputs."""
-        x = inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=1)
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"discriminator input must have {self.in_channels} channels in total, "
-                             f"got shapes {[tuple(t.shape) for t in inputs]}")
+        x = joined_input(inputs, self.in_channels, "discriminator")
         outputs = []
         for i, D in enumerate(self.scales):
             if i > 0:
@@ -114,10 +120,7 @@ class PatchGANDiscriminator(nn.Module):
         Returns the multiscale contract with one scale: [[block_1, ..., block_{n_layers+1}, logits]], each block
         output [B, C_k, H_k, W_k] after its LeakyReLU, logits [B, 1, h, w] (h = H/8 - 2 at n_layers = 3).
         """
-        x = inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=1)
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"PatchGANDiscriminator: input must have {self.in_channels} channels in total, "
-                             f"got shapes {[tuple(t.shape) for t in inputs]}")
+        x = joined_input(inputs, self.in_channels, "PatchGANDiscriminator")
         features = []
         for i, layer in enumerate(self.model):
             x = layer(x)
