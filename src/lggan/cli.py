@@ -117,6 +117,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     result = train(cfg, out, resume=a.resume)
     if result.stopped_by == "signal":
         return 128 + int(result.signal or 2)  # the shell convention for "stopped by signal N"
+    if result.stopped_by == "time budget":
+        print(f"stopped at the time budget (train.max_seconds={cfg.train.max_seconds:g})")
     print(f"finished {result.iteration} iterations: {result.images_per_second:.2f} img/s, peak memory "
           f"{result.peak_memory_mb:.0f} MiB\nrun folder: {result.run_dir}\nlast checkpoint: "
           f"{result.last_checkpoint}\nsamples: {result.run_dir / 'samples'}")
@@ -129,7 +131,8 @@ def cmd_generate(a: argparse.Namespace) -> None:
     written = generate_folder(a.checkpoint, a.labels, a.out, instances=a.instances,
                               batch_size=a.batch_size, device=a.device, save_branches=a.save_branches,
                               use_ema=not a.no_ema, overwrite=a.overwrite, amp=a.amp)
-    branches = " (and I^G, I^L, W_g, W_l of each in global/, local/, weight_global/, weight_local/)"
+    branches = (" (and I^G, I^L, W_g, W_l of each in global/, local/, weight_global/, weight_local/, and its "
+                "per-class images I^l_i in classes/)")
     print(f"wrote {len(written)} images to {a.out}" + (branches if a.save_branches else ""))
 
 
@@ -155,6 +158,12 @@ def cmd_evaluate(a: argparse.Namespace) -> None:
     from .evaluate import evaluate_cli
 
     evaluate_cli(a)
+
+
+def cmd_ablation(a: argparse.Namespace) -> None:
+    from .ablation import ablation_cli
+
+    ablation_cli(a, "lggan " + " ".join(a.argv))
 
 
 def cmd_train_segmenter(a: argparse.Namespace) -> None:
@@ -246,7 +255,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True, help="output folder (same file names as the inputs)")
     g.add_argument("--batch-size", type=int, default=4)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    g.add_argument("--save-branches", action="store_true", help="also write I^G, I^L and the weight maps")
+    g.add_argument("--save-branches", action="store_true",
+                   help="also write I^G, I^L and the weight maps W_g, W_l, and in classes/ a grid of the per-class "
+                        "images I^l_i of the classes present in each input, each tile captioned with its class name "
+                        "(models with the local generator)")
     g.add_argument("--no-ema", action="store_true", help="use the raw generator even if an EMA copy exists")
     g.add_argument("--amp", choices=choices(InferenceAmpMode), default="auto",
                    help="auto: bf16 autocast where the device has it natively (CUDA compute capability >= 8, CPUs "
@@ -297,6 +309,14 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=_Formatter, parents=[common])
     add_train_segmenter_arguments(s)
     s.set_defaults(func=cmd_train_segmenter)
+
+    from .ablation import add_ablation_arguments
+
+    s = sub.add_parser("ablation", help="the paper's ablation (Table 3, right): train S1..S5 with one budget, "
+                                        "score them, write study.json/.md and figures",
+                       formatter_class=_Formatter, parents=[common])
+    add_ablation_arguments(s)
+    s.set_defaults(func=cmd_ablation)
     return p
 
 
@@ -326,6 +346,7 @@ def _one_line_warning(command: str):
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # recorded by commands that write their command line
     debug = getattr(args, "debug", False) or os.environ.get(DEBUG_ENV, "") not in ("", "0")
     try:
         with warnings.catch_warnings():

@@ -24,6 +24,10 @@ from .viz import save_png, tensor_to_uint8
 # The folders `evaluate --checkpoint` writes in its work folder; the manifest lists every file it wrote there, so
 # a later run deletes exactly those (and nothing a person put there) before writing its own.
 WORK_SUBFOLDERS = ("generated", "real", "labels")
+# --save-predictions: per image, label map | generated image | segmenter prediction (not scored, but owned and
+# cleaned like the folders above).
+PREDICTIONS_FOLDER = "predictions"
+WORK_FOLDERS = (*WORK_SUBFOLDERS, PREDICTIONS_FOLDER)
 WORK_MANIFEST = ".lggan-evaluate.json"
 _MAX_LISTED = 5
 
@@ -89,8 +93,9 @@ def _read_manifest(work: Path) -> set[str]:
         if not isinstance(files, list) or not all(isinstance(f, str) for f in files):
             raise TypeError("'files' is not a list of names")
     except (ValueError, KeyError, TypeError) as e:
-        raise ValueError(f"--work-dir {work}: {manifest.name} is damaged ({e}); delete the generated/, real/ and "
-                         f"labels/ folders and {manifest.name} there, or choose another --work-dir") from None
+        raise ValueError(f"--work-dir {work}: {manifest.name} is damaged ({e}); delete the generated/, real/, "
+                         f"labels/ and predictions/ folders and {manifest.name} there, or choose another "
+                         "--work-dir") from None
     return set(files)
 
 
@@ -110,13 +115,13 @@ def _is_ours(rel: str, owned: set[str]) -> bool:
 def _clear_work_dir(work: Path) -> None:
     """Deletes the images earlier `evaluate --checkpoint` runs wrote into `work`, so only this run's are scored.
 
-    Anything else in generated/, real/ or labels/ would be scored with this run's images: that is an error (the
-    files are left alone).
+    Anything else in generated/, real/ or labels/ would be scored with this run's images, and in predictions/
+    mixed with its strips: that is an error (the files are left alone).
     """
     owned = _read_manifest(work)
     ours: list[Path] = []
     foreign: list[str] = []
-    for sub in WORK_SUBFOLDERS:
+    for sub in WORK_FOLDERS:
         folder = work / sub
         if not folder.exists():
             continue
@@ -132,7 +137,7 @@ def _clear_work_dir(work: Path) -> None:
     if foreign:
         raise FileExistsError(
             f"--work-dir {work}: {len(foreign)} entries there were not written by `lggan evaluate` "
-            f"({_listing(foreign)}); they would be scored with this run's images: move them or choose another "
+            f"({_listing(foreign)}); they would be mixed with this run's images: move them or choose another "
             "--work-dir"
         )
     for p in ours:
@@ -140,10 +145,12 @@ def _clear_work_dir(work: Path) -> None:
     _write_manifest(work, [])
 
 
-def _generate_images(synth, task, dataset, work: Path, batch_size: int, limit: int | None, progress: bool) -> int:
+def _generate_images(synth, task, dataset, work: Path, batch_size: int, limit: int | None, progress: bool
+                     ) -> list[str]:
     """Runs the generator over an evaluation dataset, writing generated/, real/ (and labels/) with equal names.
 
     The manifest is updated before each batch is written, so it covers every file even if the run is killed.
+    Returns the file names, in dataset order.
     """
     from tqdm import tqdm
 
@@ -160,7 +167,76 @@ def _generate_images(synth, task, dataset, work: Path, batch_size: int, limit: i
             save_png(tensor_to_uint8(batch.real[j]), work / "real" / name)
             if batch.label_maps is not None:
                 save_png(_index_map_array(batch.label_maps[j]), work / "labels" / name)
-    return len(names)
+    return names
+
+
+def train_id_colours(palette: np.ndarray, segmenter) -> np.ndarray:
+    """uint8 [segmenter.num_classes, 3]: the colour of each of the segmenter's train ids.
+
+    A train id takes the palette colour of the first label channel the segmenter's label protocol maps to it, so a
+    predicted class is drawn in the colour of the same class in the label map (Cityscapes: the colours of the 19
+    evaluated classes, its standard train-id palette). Train ids no channel maps to get distinct fallback colours.
+    """
+    from .data.palette import bit_palette
+    from .metrics.segmentation import map_labels
+
+    k = segmenter.num_classes
+    colours = bit_palette(k + 1)[1:].copy()
+    found = np.zeros(k, dtype=bool)
+    channels = torch.arange(len(palette))
+    for c in channels.tolist():
+        try:
+            t = int(map_labels(channels[c : c + 1], segmenter.label_protocol, k, segmenter.ignore_index)[0])
+        except ValueError:  # a channel outside the protocol's label range (Cityscapes' license-plate slot)
+            continue
+        if 0 <= t < k and not found[t]:
+            colours[t], found[t] = palette[c], True
+    return colours
+
+
+def prediction_strip(label: torch.Tensor, image: torch.Tensor, prediction: torch.Tensor, palette: np.ndarray,
+                     train_colours: np.ndarray) -> np.ndarray:
+    """uint8 strip: colour label map | image | colour prediction, for label [H,W], image [3,H,W] in [0,1] and
+    prediction [H,W] train ids; label values outside the palette are black, as in the sample grids."""
+    from .viz import image_strip, palette_to_rgb
+
+    def rgb(t: torch.Tensor) -> np.ndarray:
+        return (t.clamp(0, 1) * 255.0 + 0.5).to(torch.uint8).permute(1, 2, 0).cpu().numpy()
+
+    return image_strip([rgb(palette_to_rgb(label[None].cpu(), palette)[0]), rgb(image.cpu()),
+                        rgb(palette_to_rgb(prediction[None].cpu(), train_colours)[0])])
+
+
+def _save_prediction_strips(work: Path, names: list[str], segmenter, palette: np.ndarray,
+                            eval_size: tuple[int, int] | None, batch_size: int, progress: bool) -> None:
+    """Writes predictions/NAME for every generated image: label map | generated image | the segmenter's prediction.
+
+    Each strip shows what mIoU scored: the generated PNG as read back and resized to the evaluation size, the label
+    map resized with 'nearest-exact' as the scoring does, and the segmenter's train ids on that image.
+    """
+    import torch.nn.functional as F
+    from tqdm import tqdm
+
+    from .metrics.files import batch_by_shape, load_image_uint8, load_label_map, resize_image, uint8_to_unit
+
+    colours = train_id_colours(palette, segmenter)
+    _write_manifest(work, sorted(_read_manifest(work) | {f"{PREDICTIONS_FOLDER}/{n}" for n in names}))
+
+    def samples():
+        for k, name in enumerate(names):
+            image = uint8_to_unit(load_image_uint8(work / "generated" / name))
+            size = eval_size or tuple(image.shape[-2:])
+            label = load_label_map(work / "labels" / name)
+            if tuple(label.shape) != tuple(size):
+                label = F.interpolate(label[None, None].double(), size=size, mode="nearest-exact")[0, 0].long()
+            yield resize_image(image, size), label, torch.tensor(k)
+
+    for images, labels, index in tqdm(batch_by_shape(samples(), batch_size), desc="prediction strips",
+                                      total=math.ceil(len(names) / batch_size), disable=not progress, leave=False):
+        predicted = segmenter.predict(images).cpu()
+        for j, k in enumerate(index.tolist()):
+            save_png(prediction_strip(labels[j], images[j], predicted[j], palette, colours),
+                     work / PREDICTIONS_FOLDER / names[k])
 
 
 # -- scoring ---------------------------------------------------------------------------------------------------------
@@ -197,6 +273,11 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                          "TorchScript file with --segmenter-mean/--segmenter-std)")
     if args.limit is not None and args.limit < 1:
         raise ValueError(f"--limit {args.limit}: must be >= 1")
+    # Read with getattr: evaluate() is also called with Namespaces built elsewhere, without this option.
+    save_predictions = bool(getattr(args, "save_predictions", False))
+    if save_predictions and not args.checkpoint:
+        raise ValueError("--save-predictions: needs --checkpoint (the strips go into its work folder, beside the "
+                         "generated images)")
     t0 = time.time()
     result: dict[str, Any] = {"lggan_version": __import__("lggan").__version__}
     if args.checkpoint:
@@ -222,6 +303,9 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         raise ValueError(f"metric miou: the {cfg.model.task} task has no label maps to segment against")
     if "miou" in metrics and not args.checkpoint and not args.labels:
         raise ValueError("metric miou with --generated needs --labels DIR (label maps with the same names)")
+    if save_predictions and "miou" not in metrics:
+        result.setdefault("notes", []).append("--save-predictions: no strips written, miou is not computed (it "
+                                              "needs --segmenter and the miou metric)")
     nets = _load_scorers(args, metrics, dataset, channels, dontcare)
 
     if args.checkpoint:
@@ -229,7 +313,8 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         ds = task.eval_dataset(split)
         work = Path(args.work_dir) if args.work_dir else Path(args.out).with_suffix("").parent / (
             Path(args.out).stem + "_images")
-        n = _generate_images(synth, task, ds, work, args.batch_size, args.limit, not args.no_progress)
+        names = _generate_images(synth, task, ds, work, args.batch_size, args.limit, not args.no_progress)
+        n = len(names)
         generated, real, labels = work / "generated", work / "real", work / "labels"
         result.update(task=cfg.model.task, checkpoint=str(args.checkpoint), data=str(ds.root), split=split,
                       num_images=n, images=str(work))
@@ -258,6 +343,10 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         scores["segmentation"] = segmentation_scores_from_folders(generated, labels, seg, **common)
         # The same segmenter on the real photos: the value a perfect generator would reach.
         scores["segmentation_real"] = segmentation_scores_from_folders(real, labels, seg, **common)
+        if save_predictions:
+            _save_prediction_strips(work, names, seg, task.palette, eval_size, args.batch_size,
+                                    not args.no_progress)
+            result["predictions"] = str(work / PREDICTIONS_FOLDER)
     result["metrics"] = scores
     result["seconds"] = round(time.time() - t0, 1)
     return result
@@ -346,6 +435,10 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--no-ema", action="store_true", help="use the raw generator even if an EMA copy exists")
     o.add_argument("--amp", choices=choices(InferenceAmpMode), default="auto",
                    help="generation precision: auto = bf16 where the device has it natively, else fp32")
+    o.add_argument("--save-predictions", action="store_true",
+                   help="with --checkpoint and miou: also write, per image, a strip colour label map | generated "
+                        "image | the segmenter's prediction on it (train ids, coloured like their label class) into "
+                        "WORK_DIR/predictions/")
     o.add_argument("--no-progress", action="store_true")
 
 

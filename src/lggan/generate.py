@@ -161,6 +161,8 @@ def load_generator(path: str | os.PathLike, device: str | torch.device = "auto",
 # Sub-folders of --out that --save-branches writes (I^G, I^L, W_g, W_l), with the model output each holds.
 BRANCH_FOLDERS = {"global": "image_global", "local": "image_local", "weight_global": "weight_global",
                   "weight_local": "weight_local"}
+# The sub-folder of --out where --save-branches puts each input's grid of per-class images I^l_i.
+CLASS_GRID_FOLDER = "classes"
 # How many names an error message lists.
 _MAX_LISTED = 5
 
@@ -168,6 +170,72 @@ _MAX_LISTED = 5
 def _listing(names: list[str]) -> str:
     more = len(names) - _MAX_LISTED
     return ", ".join(names[:_MAX_LISTED]) + (f", ... ({more} more)" if more > 0 else "")
+
+
+def class_names(cfg: Config) -> list[str]:
+    """One display name per class channel of the model: the dataset's names (cross-view: its class groups)."""
+    from .config import SEMANTIC_DATASETS
+    from .data import CROSSVIEW_CLASS_NAMES, label_spec_for
+
+    dc = cfg.data
+    if dc.dataset in SEMANTIC_DATASETS:
+        return list(label_spec_for(dc.dataset, dc.num_classes, dc.dontcare).class_names)
+    # Cross-view maps have no dataset label spec; classes past the built-in six are numbered 1-based as in the
+    # mask files (gray 10*k).
+    return [CROSSVIEW_CLASS_NAMES[k] if k < len(CROSSVIEW_CLASS_NAMES) else f"class {k + 1}"
+            for k in range(dc.num_classes)]
+
+
+def present_groups(label: torch.Tensor, num_classes: int, num_groups: int) -> dict[int, list[int]]:
+    """The local branches whose mask is non-empty for a class map [H,W], each with the classes it covers there.
+
+    With fewer groups than classes (model.local_groups) the last group is the union of every class from
+    num_groups - 1 on, as `lggan.models.class_conv.group_masks` builds it; values outside 0..C-1 (void) are in
+    no mask.
+    """
+    values = torch.unique(label.detach().cpu())
+    classes = [int(c) for c in values.tolist() if 0 <= c < num_classes]
+    groups: dict[int, list[int]] = {}
+    for c in classes:
+        groups.setdefault(min(c, num_groups - 1), []).append(c)
+    return dict(sorted(groups.items()))
+
+
+def present_class_images(class_images: Any, sample: int, groups: list[int]) -> torch.Tensor:
+    """I^l_g of one sample for the given groups only, [len(groups), 3, H, W] in [-1, 1], as the model computed them.
+
+    Builds the sparse ClassImages of just those (sample, group) entries and lets its own `dense()` expand them,
+    so only the requested images are materialised (dense() of a whole batch would be [B, G, 3, H, W]).
+    """
+    from dataclasses import replace
+
+    ci = class_images
+    index = torch.full((ci.num_classes,), -1, dtype=torch.long, device=ci.class_idx.device)
+    index[torch.as_tensor(groups, dtype=torch.long, device=index.device)] = torch.arange(
+        len(groups), device=index.device)
+    keep = (ci.batch_idx == sample) & (index[ci.class_idx] >= 0)
+    sub = replace(ci, const=ci.const[torch.as_tensor(groups, dtype=torch.long, device=ci.const.device)],
+                  delta=ci.delta[keep], batch_idx=torch.zeros_like(ci.batch_idx[keep]),
+                  class_idx=index[ci.class_idx[keep]], tile_y=ci.tile_y[keep], tile_x=ci.tile_x[keep], batch_size=1)
+    return sub.dense()[0]
+
+
+def _group_caption(names: list[str], classes: list[int]) -> str:
+    """A branch's tile caption: its class name; a union group (local_groups) names its first class and the count."""
+    more = f" +{len(classes) - 1} more" if len(classes) > 1 else ""
+    return names[classes[0]] + more
+
+
+def class_grid(class_images: Any, sample: int, label: torch.Tensor, names: list[str]) -> np.ndarray:
+    """uint8 grid of the per-class images I^l_i of one sample for the classes present in its map, captioned."""
+    from .viz import captioned_grid
+
+    groups = present_groups(label, len(names), class_images.num_classes)
+    if not groups:  # an all-void map: no branch has a mask, so there is nothing class-specific to show
+        return captioned_grid([], [])
+    images = present_class_images(class_images, sample, list(groups))
+    return captioned_grid([tensor_to_uint8(img) for img in images],
+                          [_group_caption(names, classes) for classes in groups.values()])
 
 
 def _check_targets(items: list, out: Path, inputs: dict[str, Path | None], targets: list[Path],
@@ -211,7 +279,9 @@ def generate_folder(checkpoint: str | os.PathLike, labels: str | os.PathLike, ou
                     progress: bool = True, overwrite: bool = False, amp: str = "auto",
                     channels_last: str = "auto") -> list[Path]:
     """Writes one synthesised PNG per input (its stem + .png) into `out`; with `save_branches` also I^G, I^L, W_g,
-    W_l into out/global, out/local, out/weight_global, out/weight_local. Returns the synthesised images' paths.
+    W_l into out/global, out/local, out/weight_global, out/weight_local, and into out/classes a grid of the
+    per-class images I^l_i of the classes present in the input, each captioned with its class name. Returns the
+    synthesised images' paths.
 
     Inputs are never touched: `out` may not be (inside) the --labels / --instances folder, no output may land on an
     input file, and two inputs may not share an output name. Existing outputs are replaced only with `overwrite`.
@@ -231,10 +301,11 @@ def generate_folder(checkpoint: str | os.PathLike, labels: str | os.PathLike, ou
     branches = save_branches and cfg.model.use_local
     targets = [out / it.output_name for it in items]
     if branches:
-        targets += [out / folder / it.output_name for folder in BRANCH_FOLDERS for it in items]
+        targets += [out / folder / it.output_name for folder in (*BRANCH_FOLDERS, CLASS_GRID_FOLDER) for it in items]
     _check_targets(items, out, {"--labels": labels, "--instances": inst_path}, targets, overwrite)
     samples = [task.load_inference_input(it) for it in items]
     synth = _build_generator(checkpoint, where, cfg, device, use_ema, amp, channels_last)
+    names = class_names(cfg) if branches else []
     # Batch inputs of equal size together; keep the input order in the output list.
     groups: dict[tuple[int, ...], list[int]] = {}
     for i, s in enumerate(samples):
@@ -266,6 +337,8 @@ def generate_folder(checkpoint: str | os.PathLike, labels: str | os.PathLike, ou
                                 save_png((w * 255.0 + 0.5).astype(np.uint8), out / folder / name)
                             else:
                                 save_png(tensor_to_uint8(t), out / folder / name)
+                        save_png(class_grid(res.class_images, j, samples[i].label, names),
+                                 out / CLASS_GRID_FOLDER / name)
                 if bar is not None:
                     bar.update(len(chunk))
     finally:

@@ -35,6 +35,7 @@ from . import precision
 from .config import Config, architecture_changes, config_changes
 from .io import RunLock, append_jsonl, atomic_write_text, one_line
 from .tasks import Prepared, Task, make_task, outputs_for_adversarial
+from .train_eval import TrainingEvaluator, eval_record
 from .viz import make_grid, save_png
 
 
@@ -339,12 +340,13 @@ class RunLog:
 class TrainResult:
     run_dir: Path
     iteration: int
-    stopped_by: str  # "finished" | "signal" | "nonfinite"
+    stopped_by: str  # "finished" | "signal" | "nonfinite" | "time budget"
     last_checkpoint: Path | None
     images_per_second: float
     peak_memory_mb: float
     generator: nn.Module  # the trained G (unwrapped from DDP)
     signal: int | None = None  # the signal that stopped the run, if any
+    train_seconds: float = 0.0  # training time of the whole run, across resumes (evaluation excluded)
 
 
 def _peak_memory_mb(device: torch.device) -> float:
@@ -425,6 +427,9 @@ class TrainRun:
     # fp32 outputs when autocast is on (set by _start, after the DDP wrapping).
     d_step_nets: dict[str, Callable[..., Any]] = field(default_factory=dict)
     g_step_nets: dict[str, Callable[..., Any]] = field(default_factory=dict)
+    evaluator: TrainingEvaluator | None = None  # train.eval_every (rank 0)
+    train_seconds: float = 0.0  # training time so far, across resumes (train.max_seconds)
+    last_eval: int = -1  # the iteration last scored by the evaluator
 
     @property
     def device(self) -> torch.device:
@@ -559,6 +564,9 @@ def build_run(cfg: Config, out_dir: str | os.PathLike, data_root: str | None, re
         total = tc.iterations if tc.iterations is not None else \
             (tc.epochs_const + tc.epochs_decay) * data.iters_per_epoch
 
+        evaluator = None
+        if tc.eval_every and di.is_main:  # loaded now: a bad segmenter path fails before any training
+            evaluator = TrainingEvaluator.build(task, tc.eval_segmenter, tc.eval_images, device)
         sample_prep = None
         if di.is_main:
             sample_src = val_set if val_set is not None and len(val_set) > 0 else train_set
@@ -571,7 +579,7 @@ def build_run(cfg: Config, out_dir: str | os.PathLike, data_root: str | None, re
             vgg=vgg, opt_g=opt_g, opt_d=opt_d, scaler_g=torch.amp.GradScaler("cuda", enabled=use_scaler),
             scaler_d=torch.amp.GradScaler("cuda", enabled=use_scaler), amp_dtype=amp_dtype,
             data=data, total=total, sample_prep=sample_prep,
-            log=RunLog(run_dir, False), lock=lock, plan=plan,
+            log=RunLog(run_dir, False), lock=lock, plan=plan, evaluator=evaluator,
         )
     except BaseException:
         if lock is not None:
@@ -601,7 +609,7 @@ def _wrap_distributed(run: TrainRun) -> None:
 def training_state(run: TrainRun) -> dict[str, Any]:
     """Optimiser/scaler/RNG state saved beside the weights, so `--resume` continues exactly."""
     st = {"opt_g": run.opt_g.state_dict(), "opt_d": run.opt_d.state_dict(), "seed": run.cfg.train.seed,
-          "torch_rng": torch.get_rng_state()}
+          "torch_rng": torch.get_rng_state(), "train_seconds": run.train_seconds}
     if run.scaler_g.is_enabled():
         st.update(scaler_g=run.scaler_g.state_dict(), scaler_d=run.scaler_d.state_dict())
     return st
@@ -656,6 +664,7 @@ def restore(run: TrainRun, found: ckpt.Checkpoint) -> None:
     if "torch_rng" in found.state:
         torch.set_rng_state(found.state["torch_rng"])
     run.iteration = found.iteration
+    run.train_seconds = float(found.state.get("train_seconds", 0.0))
     run.last_ckpt = found.path  # already on disk: a resume that trains nothing writes nothing
     if run.dist.is_main:
         print(f"resumed from {found.path} (iteration {run.iteration})", flush=True)
@@ -766,6 +775,27 @@ def write_samples(run: TrainRun) -> None:
     save_png(grid, run.run_dir / "samples" / f"iter_{run.iteration:08d}.png")
 
 
+def evaluate_now(run: TrainRun) -> dict[str, Any] | None:
+    """Rank 0: scores the EMA generator (or G) with the segmenter and logs it (train.eval_every); None if off."""
+    if run.evaluator is None or run.last_eval == run.iteration:
+        return None
+    gen = run.G_ema if run.G_ema is not None else unwrap(run.G)
+
+    def forward(inputs: tuple[torch.Tensor, ...]) -> Any:
+        if run.channels_last():
+            inputs = tuple(precision.channels_last_input(t) for t in inputs)
+        with run.autocast():
+            return precision.to_float(gen(*inputs))
+
+    scores = run.evaluator(gen, forward)
+    # The real photos' score (the ceiling) goes into the first record of each process.
+    real = run.evaluator.real if run.last_eval < 0 else None
+    record = eval_record(run.iteration, scores, real, run.evaluator.num_images)
+    run.log.write(record)
+    run.last_eval = run.iteration
+    return record
+
+
 def _log_record(run: TrainRun, epoch: int, lr_scale: float, ips: float, d_loss: torch.Tensor, g_loss: torch.Tensor,
                 terms: dict[str, torch.Tensor]) -> dict[str, Any]:
     """Every loss term as a float: the one host sync of a log step (all values in one transfer)."""
@@ -787,6 +817,7 @@ def _finish(run: TrainRun) -> None:
         save(run)
     if run.iteration % run.cfg.train.sample_every != 0 and run.dist.is_main:
         write_samples(run)
+    evaluate_now(run)
 
 
 def _start(run: TrainRun, resume: bool) -> None:
@@ -831,7 +862,7 @@ def _record_plan(run: TrainRun) -> None:
 class LoopStats:
     """Counters of the loop (this process's images and time; the non-finite streak)."""
 
-    stopped_by: str = "finished"  # "finished" | "signal" | "nonfinite"
+    stopped_by: str = "finished"  # "finished" | "signal" | "nonfinite" | "time budget"
     nonfinite_streak: int = 0
     images_seen: int = 0
     images_per_second: float = 0.0  # smoothed, for the progress bar and log
@@ -866,11 +897,26 @@ def train_iteration(run: TrainRun, batch: Any, epoch: int, stats: LoopStats) -> 
     return None
 
 
+def _over_time_budget(run: TrainRun) -> bool:
+    """Whether train.max_seconds of training have passed; every rank follows rank 0's clock."""
+    limit = run.cfg.train.max_seconds
+    if limit is None:
+        return False
+    over = run.train_seconds >= limit
+    if run.dist.world_size > 1:  # the only case that needs a device round trip
+        flag = torch.tensor([float(over)], device=run.device)
+        dist.broadcast(flag, 0)
+        over = bool(flag.item())
+    return over
+
+
 def _loop(run: TrainRun, stop: _StopFlag) -> LoopStats:
     """Epochs of iterations until the total, a stop signal, or too many non-finite steps in a row."""
     tc = run.cfg.train
     ipe = run.data.iters_per_epoch
     stats = LoopStats()
+    if _over_time_budget(run):  # a resumed run whose budget is spent trains nothing
+        stats.stopped_by = "time budget"
     while run.iteration < run.total and ipe > 0 and stats.stopped_by == "finished":
         epoch, in_epoch = divmod(run.iteration, ipe)
         bar = None
@@ -881,6 +927,7 @@ def _loop(run: TrainRun, stop: _StopFlag) -> LoopStats:
         # closing(): the epoch's generator ends here, also when an error propagates (its traceback would otherwise
         # keep it alive); the loader's persistent workers live on to the next epoch and stop in train()'s finally.
         with contextlib.closing(run.data.epoch_batches(epoch, in_epoch)) as batches:
+            tick = time.time()
             for batch in batches:
                 record = train_iteration(run, batch, epoch, stats)
                 if bar is not None:
@@ -897,6 +944,14 @@ def _loop(run: TrainRun, stop: _StopFlag) -> LoopStats:
                     write_samples(run)
                 if run.iteration % tc.checkpoint_every == 0:
                     save(run)
+                # Training time (the budget's clock) stops while the evaluation runs.
+                run.train_seconds += time.time() - tick
+                if tc.eval_every and run.iteration % tc.eval_every == 0:
+                    evaluate_now(run)
+                tick = time.time()
+                if _over_time_budget(run):
+                    stats.stopped_by = "time budget"
+                    break
                 if stop.signal is not None or run.iteration >= run.total:
                     break
         if bar is not None:
@@ -930,7 +985,7 @@ def train(cfg: Config, out_dir: str | os.PathLike, data_root: str | None = None,
     elapsed = time.time() - stats.started
     result = TrainResult(run.run_dir, run.iteration, stats.stopped_by, run.last_ckpt,
                          stats.images_seen / max(elapsed, 1e-9), _peak_memory_mb(run.device), unwrap(run.G),
-                         stop.signal)
+                         stop.signal, run.train_seconds)
     if run.dist.is_main and stats.stopped_by == "signal":
         print(f"stopped by signal {stop.signal}: checkpoint saved at iteration {run.iteration} ({run.last_ckpt}); "
               f"continue with --resume", flush=True)
