@@ -202,3 +202,31 @@ def test_missing_weights_fail_before_any_image_is_generated(city_run, tmp_path, 
     if flag != "--segmenter":
         assert str(tmp_path / "torch_home" / "hub" / "checkpoints") in err[0]
     assert not work.exists()
+
+
+def test_folder_mode_pairs_cityscapes_names_with_gtfine_label_maps(tmp_path):
+    """`generate` names outputs X_leftImg8bit.png; evaluate pairs them with gtFine/CITY/X_gtFine_labelIds.png."""
+    from lggan.metrics.segmenter import CompactSegmenter, save_segmenter
+
+    gen, real, labels = tmp_path / "gen", tmp_path / "real", tmp_path / "gtFine" / "val" / "aachen"
+    for d in (gen, real, labels):
+        d.mkdir(parents=True)
+    rng = np.random.default_rng(1)
+    for i in range(2):
+        stem = f"aachen_00000{i}_000019"
+        photo = rng.integers(0, 256, (32, 64, 3), dtype=np.uint8)
+        Image.fromarray(photo).save(gen / f"{stem}_leftImg8bit.png")
+        Image.fromarray(photo).save(real / f"{stem}_leftImg8bit.png")
+        ids = rng.choice([7, 8, 11, 21, 26], size=(32, 64)).astype(np.uint8)
+        Image.fromarray(ids).save(labels / f"{stem}_gtFine_labelIds.png")
+        Image.fromarray(photo).save(labels / f"{stem}_gtFine_color.png")  # beside it, as in gtFine: not a label map
+    seg = tmp_path / "seg.safetensors"
+    save_segmenter(CompactSegmenter(19, width=4), seg, label_protocol="cityscapes")
+    out = tmp_path / "r.json"
+    assert main(["evaluate", "--generated", str(gen), "--real", str(real), "--labels", str(tmp_path / "gtFine"),
+                 "--metrics", "miou", "--segmenter", str(seg), "--out", str(out), "--no-progress",
+                 "--device", "cpu"]) == 0
+    m = json.loads(out.read_text())["metrics"]
+    assert m["segmentation"]["num_images"] == m["segmentation_real"]["num_images"] == 2
+    # Identical photos: the generated and the real score agree exactly.
+    assert m["segmentation"]["miou"] == pytest.approx(m["segmentation_real"]["miou"])

@@ -187,6 +187,7 @@ def test_cross_view_models_take_no_instance_maps(crossview_model: Path, tmp_path
 def test_bad_label_map_fails_before_anything_is_written(semantic_model: Path, tmp_path: Path) -> None:
     labels = _label_maps(tmp_path / "labels", ["a.png"])
     Image.fromarray(np.full((30, 64), 7, np.uint8)).save(labels / "b.png")  # height not a multiple of 32
+    # At its own size (--native) the generator cannot take it; by default it is resized to the model's size.
     with pytest.raises(ValueError, match=r"b\.png: label map of 64x30"):
-        generate_folder(semantic_model, labels, tmp_path / "out", device="cpu", progress=False)
+        generate_folder(semantic_model, labels, tmp_path / "out", device="cpu", progress=False, native=True)
     assert not (tmp_path / "out").exists()

@@ -375,7 +375,8 @@ def test_auto_records_the_decision_of_this_machine(city, tmp_path, capsys):
     native = precision.cpu_bf16_native()
     assert info["amp"] == "auto" and info["autocast"] == ("bfloat16" if native else None)
     assert info["channels_last"] is native and info["compile"] is False
-    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("device cpu")]
+    # The start-up banner's device line (the speed plan folded in).
+    line = [ln for ln in capsys.readouterr().out.splitlines() if ln.lstrip().startswith("device:     cpu")]
     assert len(line) == 1 and f"bf16 native: {'yes' if native else 'no'}" in line[0] and precision.cpu_name() in line[0]
 
 

@@ -143,8 +143,10 @@ def test_generator_inputs_are_what_the_synthesizer_feeds_the_generator(tmp_path:
                                                 "model.num_res_blocks=1"])
     task = make_task(cfg)
     label = torch.randint(0, cfg.data.num_classes, (32, 64))
-    with pytest.raises(ValueError, match="instance edges"):  # the model uses edges: instance ids are required
-        task.generator_inputs(label[None], None)
+    # The model uses edges; without instance ids the label map's own region boundaries are used (as the CLI does).
+    (S_own,) = task.generator_inputs(label[None], None)
+    torch.testing.assert_close(S_own, make_semantic_input(label[None], cfg.data.num_classes, label[None]), rtol=0,
+                               atol=0)
     inst = torch.randint(0, 4, (1, 32, 64))
     (S,) = task.generator_inputs(label[None], inst)
     torch.testing.assert_close(S, make_semantic_input(label[None], cfg.data.num_classes, inst), rtol=0, atol=0)

@@ -204,7 +204,7 @@ def test_generate_writes_one_image_per_label_map_with_its_size(city, tmp_path):
     assert len(written) == len(labels) == 2
     for p, lab in zip(sorted(written), labels):
         assert Image.open(p).size == Image.open(lab).size == (64, 32)
-        assert p.name == lab.name
+        assert p.name == lab.name.replace("_gtFine_labelIds", "_leftImg8bit")  # the photo's name
     assert len(list((out / "weight_local").glob("*.png"))) == 2
     # The Python API gives the same image as the command's file (up to uint8 rounding).
     synth = load_generator(run, device="cpu")
@@ -212,7 +212,7 @@ def test_generate_writes_one_image_per_label_map_with_its_size(city, tmp_path):
     inst = torch.from_numpy(np.array(Image.open(str(labels[0]).replace("labelIds", "instanceIds"))).astype(np.int64))
     res = synth(label, inst)
     img = ((res.image[0].clamp(-1, 1) + 1) / 2 * 255 + 0.5).to(torch.uint8).permute(1, 2, 0).numpy()
-    saved = np.array(Image.open(out / labels[0].name))
+    saved = np.array(Image.open(out / labels[0].name.replace("_gtFine_labelIds", "_leftImg8bit")))
     assert np.abs(img.astype(int) - saved.astype(int)).max() <= 1
     assert torch.allclose(res.weight_local + res.weight_global, torch.ones_like(res.weight_local), atol=1e-5)
 

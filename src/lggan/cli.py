@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import traceback
@@ -14,15 +15,24 @@ from .config import CROSSVIEW_DATASETS, SEMANTIC_DATASETS, InferenceAmpMode, cho
 # `data inspect` also takes the released cross-view datasets by name (same 6/4-panel format as "crossview").
 CROSSVIEW_FORMATS = CROSSVIEW_DATASETS + ("dayton", "cvusa")
 DEBUG_ENV = "LGGAN_DEBUG"  # set to 1 for full tracebacks, as --debug does
+CACHE_ENV = "LGGAN_CACHE"  # lggan.data.storage.CACHE_ENV, spelled out so that `lggan --help` stays light
 
 
 class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
     """Shows defaults, except the empty ones (None/False) whose meaning the help text already gives."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
-        if action.default in (None, False):
+        if action.default is None or action.default is False:  # identity: a default of 0 is shown
             return action.help or ""
         return super()._get_help_string(action)
+
+    def add_argument(self, action: argparse.Action) -> None:
+        # An option without a help text would show no default at all (argparse prints nothing after it).
+        hidden = action.default is None or action.default is False or action.default == argparse.SUPPRESS
+        if action.help is None and action.option_strings and not hidden:
+            action = copy.copy(action)
+            action.help = "(default: %(default)s)"
+        super().add_argument(action)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -95,24 +105,45 @@ def _fresh_run_dir(base: Path) -> Path:
     return candidate
 
 
+# `lggan train` shortcuts: each is the --set item of its field (applied before the --set items themselves).
+TRAIN_SHORTCUTS = {"batch_size": "train.batch_size", "device": "train.device", "iterations": "train.iterations"}
+
+
 def _config_from_args(a: argparse.Namespace):
-    from .config import Config, apply_overrides, get_preset
+    """The resolved config: --preset (or the run's own config with --resume), then --config FILE, then --data,
+    then the shortcuts (--batch-size, --device, --iterations), then --set; validated once at the end."""
+    from .config import Config, apply_config_file, apply_overrides, get_preset, read_config_file
 
     if a.resume and not a.out:
         raise ValueError("--resume needs --out RUN_FOLDER (the run to continue)")
-    if a.resume and (Path(a.out) / "config.json").exists() and a.preset is None:
+    config_file = getattr(a, "config", None)
+    file_preset = read_config_file(config_file).get("preset") if config_file else None
+    if file_preset is not None and a.preset is not None and file_preset != a.preset:
+        raise ValueError(f"--config {config_file}: names preset {file_preset!r} but --preset {a.preset} was given "
+                         "(drop one of them)")
+    preset = a.preset or file_preset
+    if a.resume and (Path(a.out) / "config.json").exists() and preset is None:
         cfg = Config.load_json(Path(a.out) / "config.json")
     else:
-        cfg = get_preset(a.preset or "synth")
+        cfg = get_preset(preset or "synth")
+    if config_file:
+        cfg = apply_config_file(cfg, config_file)
     if a.data:
         cfg.data.root = a.data
-    return apply_overrides(cfg, a.set or [])
+    shortcuts = [f"{field}={getattr(a, dest)}" for dest, field in TRAIN_SHORTCUTS.items()
+                 if getattr(a, dest, None) is not None]
+    return apply_overrides(cfg, shortcuts + (a.set or []))
 
 
 def cmd_train(a: argparse.Namespace) -> int:
-    from .train import train
+    import json
 
     cfg = _config_from_args(a)
+    if getattr(a, "print_config", False):
+        print(json.dumps(cfg.to_dict(), indent=2))
+        return 0
+    from .train import train
+
     out = Path(a.out) if a.out else _fresh_run_dir(Path("runs") / cfg.preset)
     result = train(cfg, out, resume=a.resume)
     if result.stopped_by == "signal":
@@ -121,19 +152,38 @@ def cmd_train(a: argparse.Namespace) -> int:
         print(f"stopped at the time budget (train.max_seconds={cfg.train.max_seconds:g})")
     print(f"finished {result.iteration} iterations: {result.images_per_second:.2f} img/s, peak memory "
           f"{result.peak_memory_mb:.0f} MiB\nrun folder: {result.run_dir}\nlast checkpoint: "
-          f"{result.last_checkpoint}\nsamples: {result.run_dir / 'samples'}")
+          f"{result.last_checkpoint}\nsamples: {result.run_dir / 'samples'}\ncurves: lggan plot {result.run_dir}")
     return 0
 
 
+def cmd_plot(a: argparse.Namespace) -> None:
+    from .plot import plot_run
+
+    info = plot_run(a.run, a.out)
+    metrics = f", {info['metric_panels']} metric panel(s)" if info["metric_panels"] else ", no eval records"
+    print(f"wrote {info['out']}: {info['loss_panels']} loss panel(s){metrics}, iterations "
+          f"{info['first_iteration']}..{info['last_iteration']}")
+
+
 def cmd_generate(a: argparse.Namespace) -> None:
+    from .evaluate import apply_threads
     from .generate import generate_folder
 
+    apply_threads(a.threads)
     written = generate_folder(a.checkpoint, a.labels, a.out, instances=a.instances,
                               batch_size=a.batch_size, device=a.device, save_branches=a.save_branches,
-                              use_ema=not a.no_ema, overwrite=a.overwrite, amp=a.amp)
+                              use_ema=not a.no_ema, overwrite=a.overwrite, amp=a.amp, size=a.size,
+                              native=a.native, palette=a.palette)
     branches = (" (and I^G, I^L, W_g, W_l of each in global/, local/, weight_global/, weight_local/, and its "
                 "per-class images I^l_i in classes/)")
-    print(f"wrote {len(written)} images to {a.out}" + (branches if a.save_branches else ""))
+    if a.native:
+        at = " at the label maps' own sizes"
+    else:
+        from PIL import Image
+
+        with Image.open(written[0]) as first:
+            at = f" at {first.size[0]}x{first.size[1]}" + ("" if a.size else " (the model's training size)")
+    print(f"wrote {len(written)} images to {a.out}{at}" + (branches if a.save_branches else ""))
 
 
 def cmd_convert(a: argparse.Namespace) -> None:
@@ -154,6 +204,18 @@ def cmd_export(a: argparse.Namespace) -> None:
           f"(from {info['source']}{kept})")
 
 
+def cmd_export_model(a: argparse.Namespace) -> None:
+    from .evaluate import apply_threads
+    from .export import description_path, export_generator
+
+    apply_threads(a.threads)
+    info = export_generator(a.checkpoint, a.output, fmt=a.format, size=a.size, use_ema=not a.no_ema,
+                            overwrite=a.overwrite)
+    w, h = info["size"]
+    print(f"wrote {a.output} ({a.format}, {w}x{h}, inputs {', '.join(info['inputs'])} -> image; max |diff| against "
+          f"the generator {info['max_abs_diff_vs_sparse_path']:.2g}) and {description_path(a.output)}")
+
+
 def cmd_evaluate(a: argparse.Namespace) -> None:
     from .evaluate import evaluate_cli
 
@@ -172,6 +234,35 @@ def cmd_train_segmenter(a: argparse.Namespace) -> None:
     train_segmenter_cli(a)
 
 
+def version_text() -> str:
+    """`lggan --version`: lggan's version and torch's (with its build tag, e.g. 2.5.1+cu124)."""
+    from importlib import metadata
+
+    from . import __version__
+
+    try:
+        import torch
+
+        torch_version = torch.__version__
+    except Exception:  # a broken install still gets its version printed, from the package metadata
+        try:
+            torch_version = metadata.version("torch") + " (does not import)"
+        except metadata.PackageNotFoundError:
+            torch_version = "not installed"
+    return f"lggan {__version__} (torch {torch_version}, Python {sys.version.split()[0]})"
+
+
+class _VersionAction(argparse.Action):
+    """Prints `version_text()` and exits (argparse's own version action would need the text up front)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS, help=None):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(version_text())
+        parser.exit()
+
+
 # On the main parser and every subcommand; SUPPRESS so that `lggan --debug train` is not reset by train's parser.
 _DEBUG = dict(action="store_true", default=argparse.SUPPRESS,
               help=f"print the full traceback of an error (also: {DEBUG_ENV}=1)")
@@ -182,9 +273,12 @@ def build_parser() -> argparse.ArgumentParser:
         prog="lggan",
         description="LGGAN (CVPR 2020): semantic image synthesis and cross-view image translation.",
         formatter_class=_Formatter,
-        epilog=f"Errors print one line and exit with code 2; --debug (or {DEBUG_ENV}=1) prints the full traceback.",
+        epilog=f"Errors print one line and exit with code 2; --debug (or {DEBUG_ENV}=1) prints the full traceback.\n"
+               f"{CACHE_ENV}: the cache folder of the built-in synthetic datasets and segmenters (default "
+               "~/.cache/lggan).\nEach command's options and their defaults: lggan COMMAND --help.",
     )
     p.add_argument("--debug", **_DEBUG)
+    p.add_argument("--version", action=_VersionAction, help="print lggan's version and torch's, then exit")
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--debug", **_DEBUG)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", required=True)
@@ -239,10 +333,28 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", default=None,
                    help="run folder: config, logs, samples, checkpoints (default: runs/PRESET, or runs/PRESET-2, "
                         "-3, ... if that is taken)")
+    t.add_argument("--config", default=None, metavar="FILE",
+                   help="a JSON or YAML (.yaml/.yml, needs PyYAML) file of config sections, e.g. "
+                        "{\"train\": {\"batch_size\": 8}} (any part of a run's config.json); applied after --preset "
+                        "and before the shortcuts and --set")
     t.add_argument("--set", action="append", metavar="SECTION.FIELD=VALUE",
-                   help="override a config field, e.g. --set train.batch_size=8 (repeatable)")
+                   help="override a config field, e.g. --set train.batch_size=8 (repeatable; applied last)")
+    t.add_argument("--batch-size", type=int, default=None, metavar="N", help="shortcut for --set train.batch_size=N")
+    t.add_argument("--device", default=None, metavar="DEV", help="shortcut for --set train.device=DEV (auto, cpu, cuda, cuda:1, ...)")
+    t.add_argument("--iterations", type=int, default=None, metavar="N", help="shortcut for --set train.iterations=N")
+    t.add_argument("--print-config", action="store_true",
+                   help="print the resolved config as JSON and exit without training")
     t.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint in --out")
     t.set_defaults(func=cmd_train)
+
+    s = sub.add_parser("plot", help="draw a run's loss and metric curves (log.jsonl) into a PNG",
+                       formatter_class=_Formatter, parents=[common])
+    s.add_argument("run", help="run folder (or its log.jsonl)")
+    s.add_argument("--out", default=None, metavar="FILE.png", help="output PNG (default: RUN/curves.png)")
+    s.set_defaults(func=cmd_plot)
+
+    from .data.palette import LABEL_PALETTE_NAMES
+    from .evaluate import add_threads_argument
 
     g = sub.add_parser("generate", help="synthesise photos from label maps with a trained or converted generator",
                        formatter_class=_Formatter, parents=[common])
@@ -252,7 +364,22 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--instances", default=None,
                    help="instance PNG or folder, matched by name (models with instance edges; without it the label "
                         "map's own region boundaries are used)")
-    g.add_argument("--out", required=True, help="output folder (same file names as the inputs)")
+    g.add_argument("--out", required=True,
+                   help="output folder: one PNG per input, named after it (a Cityscapes X_gtFine_labelIds.png gives "
+                        "X_leftImg8bit.png, the name of its photo, so `lggan evaluate --generated OUT --real "
+                        "PHOTOS` pairs them), written at the generation size")
+    size = g.add_mutually_exclusive_group()
+    size.add_argument("--size", type=_size, default=None, metavar="WxH",
+                      help="generate at this size: label (and instance) maps are resized nearest to it (default: "
+                           "the model's training size, data.crop_size or data.load_size of its config)")
+    size.add_argument("--native", action="store_true",
+                      help="generate at each label map's own size (slow and out of distribution when it is far "
+                           "from the training size)")
+    g.add_argument("--palette", default=None, metavar="NAME|FILE.json",
+                   help=f"read colour (RGB) label images through this palette: {', '.join(LABEL_PALETTE_NAMES)} (the "
+                        "colours lggan draws those datasets in) or a JSON file mapping colours to label ids; an "
+                        "unknown colour is an error (default: the config's data.palette; without one, colour label "
+                        "images are refused). Cross-view models: the palette of their map panels")
     g.add_argument("--batch-size", type=int, default=4)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     g.add_argument("--save-branches", action="store_true",
@@ -266,6 +393,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "fp32. Images are written from float32 either way")
     g.add_argument("--overwrite", action="store_true",
                    help="replace files that already exist in --out (default: refuse, listing them)")
+    add_threads_argument(g)
     g.set_defaults(func=cmd_generate)
 
     from .config import UPSAMPLINGS
@@ -299,6 +427,26 @@ def build_parser() -> argparse.ArgumentParser:
                    help="which network of a run or checkpoint folder (a .safetensors file says itself)")
     x.set_defaults(func=cmd_export)
 
+    # The formats are spelled out here; lggan.export.EXPORT_FORMATS checks the same values.
+    x = sub.add_parser("export", help="write a generator as TorchScript or ONNX for inference (class ids in, I^C out)",
+                       formatter_class=_Formatter, parents=[common],
+                       description="The exported graph takes class ids (label int64 [B,H,W], plus instance ids for\n"
+                                   "models with instance edges; cross-view: aerial float [B,6,H,W] and label) and\n"
+                                   "returns I^C [B,3,H,W] in [-1,1], float32, traced at one size (the batch is free).\n"
+                                   "Its local branch runs the dense per-class path, equal to the sparse one.\n"
+                                   "OUTPUT.json (e.g. G.onnx.json) describes the inputs.")
+    x.add_argument("checkpoint", help="run folder, checkpoint or generator folder, or .safetensors file")
+    x.add_argument("output", help="output file (.pt for TorchScript, .onnx); OUTPUT.json is written beside it")
+    x.add_argument("--format", choices=["torchscript", "onnx"], default="torchscript",
+                   help="torchscript: torch.jit.trace, load with torch.jit.load; onnx: torch.onnx.export (needs the "
+                        "onnx package: pip install -e \".[export]\")")
+    x.add_argument("--size", type=_size, default=None, metavar="WxH",
+                   help="the size the graph runs at (default: the model's training size)")
+    x.add_argument("--no-ema", action="store_true", help="use the raw generator even if an EMA copy exists")
+    x.add_argument("--overwrite", action="store_true", help="replace OUTPUT and OUTPUT.json if they exist")
+    add_threads_argument(x)
+    x.set_defaults(func=cmd_export_model)
+
     from .evaluate import add_evaluate_arguments, add_train_segmenter_arguments
 
     e = sub.add_parser("evaluate", help="score a model or image folders with the paper's protocols",
@@ -317,6 +465,14 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=_Formatter, parents=[common])
     add_ablation_arguments(s)
     s.set_defaults(func=cmd_ablation)
+
+    from .demo import add_demo_arguments, demo_cli
+
+    s = sub.add_parser("demo", help="a painting web page: paint or upload a label map, see I^C, I^G, I^L, W_g, W_l "
+                                    "and I^l_i (needs pip install -e \".[demo]\")",
+                       formatter_class=_Formatter, parents=[common])
+    add_demo_arguments(s)
+    s.set_defaults(func=demo_cli)
     return p
 
 

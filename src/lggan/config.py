@@ -58,7 +58,9 @@ class DataConfig:
 
     dataset: DatasetName = "synth-city"
     root: str | None = None  # None: the built-in synthetic data in the cache folder
-    num_classes: int = 35  # one-hot channels of the label map (the local branch has one generator per class)
+    # One-hot channels of the label map (the local branch has one generator per class). None: not set yet (the
+    # `custom` preset leaves it to the user); a run needs it.
+    num_classes: int | None = 35
     use_instance: bool = True  # adds the instance-edge channel to the generator input
     dontcare: int | None = None  # custom datasets: label value meaning "don't care"
     load_size: tuple[int, int] = (256, 128)
@@ -306,6 +308,83 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
     return cfg
 
 
+CONFIG_SECTIONS = ("data", "model", "loss", "train")
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
+    """The sections of a --config file: JSON, or YAML (.yaml/.yml, needs PyYAML), e.g. {"train": {"batch_size": 8}}.
+
+    Any subset of the sections and fields of config.json; a "preset" key names the preset to start from.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise ValueError(f"--config {p}: no such file")
+    try:
+        text = p.read_text()
+    except (OSError, UnicodeDecodeError) as e:
+        raise ValueError(f"--config {p}: cannot be read ({' '.join(str(e).split())})") from None
+    if p.suffix.lower() in YAML_SUFFIXES:
+        try:
+            import yaml
+        except ImportError:
+            raise ValueError(f"--config {p}: reading YAML needs the PyYAML package, which is not installed "
+                             "(pip install pyyaml), or write the file as JSON") from None
+        try:
+            data = yaml.safe_load(text)
+        except yaml.YAMLError as e:
+            raise ValueError(f"--config {p}: not valid YAML ({' '.join(str(e).split())})") from None
+    else:
+        try:
+            data = json.loads(text) if text.strip() else None
+        except json.JSONDecodeError as e:
+            hint = " (YAML files need the suffix .yaml or .yml)" if p.suffix.lower() != ".json" else ""
+            raise ValueError(f"--config {p}: not valid JSON ({e}){hint}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ValueError(f"--config {p}: expected a mapping of sections ({', '.join(CONFIG_SECTIONS)}), got "
+                         f"{type(data).__name__}")
+    for section, values in data.items():
+        if section == "preset":
+            if not isinstance(values, str):
+                raise ValueError(f"--config {p}: preset: expected a preset name, got {values!r}")
+            continue
+        if section not in CONFIG_SECTIONS:
+            raise ValueError(f"--config {p}: unknown section {section!r} (known: {', '.join(CONFIG_SECTIONS)}, "
+                             "preset)")
+        if not isinstance(values, dict):
+            raise ValueError(f"--config {p}: section {section!r}: expected a mapping of field: value, got "
+                             f"{values!r}")
+    return data
+
+
+def apply_config_file(cfg: Config, path: str | os.PathLike) -> Config:
+    """Applies the sections of a --config file to a copy of cfg (the CLI: after --preset, before --set).
+
+    Fields are applied as --set applies them (typed and checked); train.recipe first, so that the file's other
+    train fields refine it. The result is not validated yet: `apply_overrides` does that once at the end.
+    """
+    data = _upgrade(read_config_file(path))
+    cfg = copy.deepcopy(cfg)
+    try:
+        train = data.get("train") or {}
+        if "recipe" in train:
+            apply_recipe(cfg, train["recipe"])
+        for section, values in data.items():
+            if section == "preset":
+                continue
+            for key, value in values.items():
+                if section == "train" and key == "recipe":
+                    continue
+                _set_field(getattr(cfg, section), f"{section}.{key}", key, value)
+    except ValueError as e:
+        raise ValueError(f"--config {path}: {str(e).removeprefix('config: ')}") from None
+    if not _recipe_still_holds(cfg):
+        cfg.train.recipe = "custom"
+    return cfg
+
+
 def _flatten(d: dict[str, Any]) -> dict[str, Any]:
     """{"model": {"ngf": 64}} -> {"model.ngf": 64}, values normalised as JSON stores them (tuples -> lists)."""
     flat: dict[str, Any] = {}
@@ -329,8 +408,25 @@ def architecture_changes(old: dict[str, Any], new: dict[str, Any]) -> dict[str, 
             if any(k.startswith(f) if f.endswith(".") else k == f for f in ARCHITECTURE_FIELDS)}
 
 
-def validate(cfg: Config) -> None:
-    """Rejects inconsistent settings early, with the field's name."""
+def missing_fields(cfg: Config) -> list[str]:
+    """Fields a preset leaves for the user to set (the `custom` preset: data.num_classes)."""
+    return ["data.num_classes"] if cfg.data.num_classes is None else []
+
+
+def validate(cfg: Config, partial: bool = False) -> None:
+    """Rejects inconsistent settings early, with the field's name.
+
+    partial: fields still to be set by the user (`missing_fields`, e.g. the `custom` preset's data.num_classes) are
+    allowed, and the checks that need them are skipped; a config that a run uses is validated in full.
+    """
+    if cfg.data.num_classes is None:
+        if not partial:
+            raise ValueError(
+                f"data.num_classes is not set: the {cfg.data.dataset} dataset needs the number of classes of its "
+                "label maps: --set data.num_classes=N (label values 0..N-1; N + 1 with data.dontcare), or "
+                "data.num_classes in --config")
+        cfg = copy.deepcopy(cfg)
+        cfg.data.num_classes = max(2, cfg.model.local_groups or 2)  # a stand-in: the other fields are still checked
     for section in (cfg.data, cfg.model, cfg.loss, cfg.train):
         for name, tp in typing.get_type_hints(type(section)).items():
             if typing.get_origin(tp) is Literal:
@@ -469,7 +565,7 @@ def _build(**sections: dict[str, Any]) -> Config:
     return cfg
 
 
-def _semantic_release(dataset: str, num_classes: int, use_instance: bool, **kw: dict[str, Any]) -> Config:
+def _semantic_release(dataset: str, num_classes: int | None, use_instance: bool, **kw: dict[str, Any]) -> Config:
     """S/train_*.sh: 100 + 100 epochs, hinge + feature matching 10 + VGG 10 (raw input) + class CE 1 + local L1 1,
     image L1 off (--no_l1_loss), xavier init (gain 0.02), SPADE's multiscale D, TTUR."""
     cfg = _build(data=dict(dataset=dataset, num_classes=num_classes, use_instance=use_instance, flip=True),
@@ -577,8 +673,22 @@ def _synth_views() -> Config:
     return cfg
 
 
+def _custom() -> Config:
+    """A user's own dataset (`data.dataset=custom`: ROOT/{train,val}/{images,labels[,instances]}, matched by stem).
+
+    The semantic release's recipe (hinge + feature matching 10 + VGG 10 + class CE 1 + local L1 1, TTUR, the lr
+    dropping each epoch over the second half) at half the release's widths (ngf = ndf = 32, SPADE hidden 64: about
+    a quarter of the compute of ngf 64), 256x256 images, batch 4, 50 + 50 epochs. data.num_classes is left unset:
+    the number of classes of the label maps must come from the user (--set data.num_classes=N).
+    """
+    return _semantic_release("custom", None, False, data=dict(load_size=(256, 256)),
+                             model=dict(ngf=32, ndf=32, spade_hidden=64),
+                             train=dict(batch_size=4, epochs_const=50, epochs_decay=50))
+
+
 PRESETS: dict[str, Any] = {
     "synth": _synth,
+    "custom": _custom,
     "cityscapes": _cityscapes,
     "ade20k": _ade20k,
     "coco-stuff": _coco_stuff,
@@ -602,5 +712,5 @@ def get_preset(name: str) -> Config:
         raise ValueError(f"--preset {name!r}: unknown preset (known: {', '.join(PRESETS)})")
     cfg = PRESETS[name]()
     cfg.preset = name
-    validate(cfg)
+    validate(cfg, partial=True)  # a preset may leave fields to the user (missing_fields); a run checks them
     return cfg

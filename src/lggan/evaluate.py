@@ -32,6 +32,29 @@ WORK_MANIFEST = ".lggan-evaluate.json"
 _MAX_LISTED = 5
 
 
+def _threads(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of threads, got {text!r}") from None
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0 (0 = PyTorch's default), got {n}")
+    return n
+
+
+def add_threads_argument(p: argparse.ArgumentParser) -> None:
+    """--threads N (generate, evaluate, train-segmenter), as train.threads is for `lggan train`."""
+    p.add_argument("--threads", type=_threads, default=0, metavar="N",
+                   help="CPU threads for PyTorch's kernels (torch.set_num_threads); 0: PyTorch's default, one per "
+                        "core, which can be far slower on a CPU shared with other jobs")
+
+
+def apply_threads(n: int | None) -> None:
+    """torch.set_num_threads(n) for n >= 1; 0 / None keep PyTorch's default."""
+    if n:
+        torch.set_num_threads(int(n))
+
+
 def _listing(names: list[str]) -> str:
     more = len(names) - _MAX_LISTED
     return ", ".join(names[:_MAX_LISTED]) + (f", ... ({more} more)" if more > 0 else "")
@@ -267,6 +290,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from .tasks import make_task, task_class
     from .train import resolve_device
 
+    apply_threads(getattr(args, "threads", 0))  # read with getattr, as below
     args.device_resolved = resolve_device(args.device)
     if args.metrics and "miou" in args.metrics and not args.segmenter:
         raise ValueError("metric miou needs --segmenter (a built-in one from `lggan train-segmenter`, or a "
@@ -340,9 +364,12 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         seg = nets["segmenter"]
         eval_size = tuple(args.eval_size[::-1]) if args.eval_size else None  # (H, W)
         common = dict(eval_size=eval_size, batch_size=args.batch_size, progress=not args.no_progress)
-        scores["segmentation"] = segmentation_scores_from_folders(generated, labels, seg, **common)
+        gen_sfx, real_sfx, label_sfx = _label_pairing_suffixes(generated, real, labels)
+        scores["segmentation"] = segmentation_scores_from_folders(
+            generated, labels, seg, generated_suffix=gen_sfx, label_suffix=label_sfx, **common)
         # The same segmenter on the real photos: the value a perfect generator would reach.
-        scores["segmentation_real"] = segmentation_scores_from_folders(real, labels, seg, **common)
+        scores["segmentation_real"] = segmentation_scores_from_folders(
+            real, labels, seg, generated_suffix=real_sfx, label_suffix=label_sfx, **common)
         if save_predictions:
             _save_prediction_strips(work, names, seg, task.palette, eval_size, args.batch_size,
                                     not args.no_progress)
@@ -350,6 +377,22 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     result["metrics"] = scores
     result["seconds"] = round(time.time() - t0, 1)
     return result
+
+
+def _label_pairing_suffixes(generated: Path, real: Path, labels: Path) -> tuple[str, str, str]:
+    """Name suffixes that pair images with label maps: Cityscapes' own layout (X_leftImg8bit.png, as `lggan
+    generate` names its outputs, with X_gtFine_labelIds.png in a gtFine folder) or equal stems (everything else)."""
+    from .data.cityscapes import IMAGE_SUFFIX, LABEL_SUFFIX
+
+    def stems(folder: Path, recursive: bool = False) -> list[str]:
+        return [p.stem for p in (folder.rglob("*.png") if recursive else folder.glob("*.png"))]
+
+    image_sfx, label_sfx = IMAGE_SUFFIX[: -len(".png")], LABEL_SUFFIX[: -len(".png")]
+    if any(st.endswith(label_sfx) for st in stems(labels, recursive=True)) and \
+            not any(st.endswith(label_sfx) for st in stems(generated)):
+        return (image_sfx if any(st.endswith(image_sfx) for st in stems(generated)) else "",
+                image_sfx if any(st.endswith(image_sfx) for st in stems(real)) else "", label_sfx)
+    return "", "", ""
 
 
 def summary_rows(result: dict[str, Any]) -> dict[str, Any]:
@@ -440,6 +483,7 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
                         "image | the segmenter's prediction on it (train ids, coloured like their label class) into "
                         "WORK_DIR/predictions/")
     o.add_argument("--no-progress", action="store_true")
+    add_threads_argument(o)
 
 
 def train_segmenter_cli(args: argparse.Namespace) -> None:
@@ -447,6 +491,7 @@ def train_segmenter_cli(args: argparse.Namespace) -> None:
     from .metrics import train_segmenter
     from .train import resolve_device
 
+    apply_threads(getattr(args, "threads", 0))
     kw: dict[str, Any] = dict(load_size=args.size)
     if args.dataset == "custom":
         kw.update(num_classes=args.num_classes, dontcare=args.dontcare)
@@ -478,3 +523,4 @@ def add_train_segmenter_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dontcare", type=int, default=None, help="custom data: don't-care label value")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    add_threads_argument(p)

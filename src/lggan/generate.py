@@ -2,8 +2,14 @@
 
     >>> from lggan import load_generator
     >>> synth = load_generator("runs/synth")          # newest checkpoint (EMA weights when present)
-    >>> result = synth(label_map)                      # LongTensor [H,W] or [B,H,W] of class indices
+    >>> result = synth(label_map)                      # LongTensor/array [H,W] or [B,H,W] of class indices, or a
+    >>>                                                # PIL label image (colours: palette="cityscapes" or a JSON file)
     >>> result.image                                   # I^C, [B,3,H,W] in [-1,1], float32
+    >>> result.to_pil()                                # the PNG `lggan generate` writes, as a PIL image
+    >>> synth.save_pretrained("my_generator")          # generator.safetensors + config.json; from_pretrained reads it
+
+`lggan generate` runs at the model's training size by default (label maps resized nearest), names a Cityscapes
+label map's output after its photo, and reads colour label images through --palette.
 
 Speed: `amp="auto"` runs the generator under bf16 autocast where the device computes bf16 natively (CUDA compute
 capability >= 8, CPUs with AMX-BF16 / AVX512-BF16) and in fp32 elsewhere; `channels_last="auto"` uses the
@@ -61,6 +67,77 @@ def _find_model_files(path: Path) -> tuple[Path, Config]:
     raise FileNotFoundError(f"--checkpoint {path}: no such run folder, checkpoint folder or .safetensors file")
 
 
+# The outputs `GenerationResult.to_pil(name)` can draw: the generator's field names, and the --save-branches folder
+# names (global, local) for I^G and I^L.
+IMAGE_OUTPUTS = ("image", "image_global", "image_local", "weight_global", "weight_local")
+
+
+def output_uint8(name: str, t: torch.Tensor) -> np.ndarray:
+    """One image of an output as `lggan generate` writes it: images [3,H,W] in [-1,1] -> uint8 [H,W,3]; weight maps
+    W_g, W_l [1,H,W] in [0,1] -> uint8 [H,W]."""
+    if name.startswith("weight"):
+        w = t[0].detach().float().clamp(0, 1).cpu().numpy()
+        return (w * 255.0 + 0.5).astype(np.uint8)
+    return tensor_to_uint8(t)
+
+
+class GenerationResult:
+    """What a `Synthesizer` call returns: the generator's outputs in float32 (`image` I^C [B,3,H,W] in [-1,1],
+    `image_global` I^G, `image_local` I^L, `weight_global` W_g and `weight_local` W_l [B,1,H,W] in [0,1],
+    `class_images`, `class_logits`, `class_valid`; None where the model has no such branch), and `to_pil`.
+
+    Indexing and unpacking work as on the generator's own output (lggan.models.GeneratorOutput).
+    """
+
+    def __init__(self, output: Any, batched: bool):
+        self.output = output
+        self.batched = batched  # the input had a batch axis: to_pil returns a list
+
+    def __getattr__(self, name: str) -> Any:
+        if name in ("output", "batched"):
+            raise AttributeError(name)
+        return getattr(self.output, name)
+
+    def __iter__(self):
+        return iter(self.output)
+
+    def __getitem__(self, index: int) -> Any:
+        return self.output[index]
+
+    def __len__(self) -> int:
+        return len(self.output)
+
+    def to_pil(self, name: str = "image") -> Any:
+        """The output `name` as PIL images, exactly the pixels `lggan generate` writes: one image for an input
+        without a batch axis (a [H,W] map, a PIL image), else a list, one per input.
+
+        name: "image" (I^C, the final image), "image_global" / "global" (I^G), "image_local" / "local" (I^L),
+        "weight_global", "weight_local" (W_g, W_l, grayscale).
+        """
+        from PIL import Image
+
+        key = BRANCH_FOLDERS.get(name, name)
+        if key not in IMAGE_OUTPUTS:
+            raise ValueError(f"to_pil({name!r}): expected one of {', '.join(IMAGE_OUTPUTS)}, global, local")
+        t = getattr(self.output, key)
+        if t is None:
+            raise ValueError(f"to_pil({name!r}): this model has no such output (its local branch is off: "
+                             "model.use_local=false)")
+        images = [Image.fromarray(output_uint8(key, t[j])) for j in range(t.shape[0])]
+        return images if self.batched else images[0]
+
+
+def _is_colour_array(x: Any) -> bool:
+    return isinstance(x, np.ndarray) and x.ndim == 3 and x.shape[-1] in (3, 4) and x.dtype == np.uint8
+
+
+def _resize_maps(size: tuple[int, int] | None, *maps: torch.Tensor | None) -> list[torch.Tensor | None]:
+    """Id maps [..., H, W] resized nearest (as the data pipeline resizes label maps) to size (W, H); None stays."""
+    from .data.transforms import resize_nearest
+
+    return [m if m is None or size is None else resize_nearest(m, size) for m in maps]
+
+
 class Synthesizer:
     """A generator in eval mode plus its task, which turns label maps (or cross-view inputs) into its input.
 
@@ -86,23 +163,123 @@ class Synthesizer:
         """The model's task name (model.task)."""
         return self.cfg.model.task
 
-    @torch.no_grad()
-    def __call__(self, label: torch.Tensor | np.ndarray, instance: torch.Tensor | np.ndarray | None = None,
-                 aerial: torch.Tensor | None = None) -> Any:
-        """Semantic task: `label` [H,W] or [B,H,W] class indices (+ `instance` ids when the model uses edges).
+    @property
+    def training_size(self) -> tuple[int, int]:
+        """(width, height) the model was trained at (data.crop_size, else data.load_size): `lggan generate`'s size."""
+        return model_size(self.cfg)
 
+    @classmethod
+    def from_pretrained(cls, folder: str | os.PathLike, device: str | torch.device = "auto", use_ema: bool = True,
+                        amp: str = "auto", channels_last: str = "auto") -> Synthesizer:
+        """Loads a generator folder written by `save_pretrained` (or any path `load_generator` takes)."""
+        return load_generator(folder, device, use_ema=use_ema, amp=amp, channels_last=channels_last)
+
+    def save_pretrained(self, folder: str | os.PathLike, overwrite: bool = False) -> Path:
+        """Writes this generator as a folder: generator.safetensors (the weights in use: the EMA copy when it was
+        loaded) and config.json (the model's config) -- the layout of a checkpoint folder, so `load_generator`,
+        `from_pretrained`, `lggan generate --checkpoint`, `lggan evaluate` and `lggan export` all read it.
+
+        Existing files there are replaced only with `overwrite`; each file is written atomically.
+        """
+        from safetensors.torch import save_file
+
+        from .io import atomic_write
+
+        folder = Path(folder)
+        if folder.exists() and not folder.is_dir():
+            raise FileExistsError(f"{folder}: is a file, not a folder")
+        targets = [folder / ckpt.G_FILE, folder / ckpt.CONFIG_FILE, folder / ckpt.EMA_FILE]
+        existing = [t.name for t in targets if t.exists()]
+        if existing and not overwrite:
+            raise FileExistsError(f"{folder}: {', '.join(existing)} already there; pass overwrite=True to replace "
+                                  "them, or choose another folder")
+        state = ckpt._state_dict_for_file(self.generator)
+        metadata = {"format": "pt", "lggan_version": __import__("lggan").__version__}
+        atomic_write(targets[0], lambda tmp: save_file(state, tmp, metadata=metadata))
+        self.cfg.save_json(targets[1])
+        if targets[2].exists():  # a stale EMA copy would be loaded instead of these weights
+            targets[2].unlink()
+        return folder
+
+    def _label_batch(self, label: Any, palette: Any, what: str) -> tuple[torch.Tensor, bool]:
+        """(class indices [B,H,W] long, whether the input had a batch axis) of any accepted label input."""
+        from PIL import Image
+
+        if isinstance(label, (list, tuple)):
+            if not label:
+                raise ValueError(f"{what}: an empty list")
+            maps = [self._label_batch(x, palette, f"{what}[{i}]") for i, x in enumerate(label)]
+            if any(batched for _, batched in maps):
+                raise ValueError(f"{what}: a list holds one [H,W] map or image per input")
+            if len({tuple(m.shape) for m, _ in maps}) > 1:
+                raise ValueError(f"{what}: the maps of a list must have one size, got "
+                                 f"{sorted({tuple(m.shape[-2:][::-1]) for m, _ in maps})} (WxH)")
+            return torch.cat([m for m, _ in maps]), True
+        if isinstance(label, Image.Image) or _is_colour_array(label):  # (a colour array needs a palette)
+            return self.recipe.label_from_image(label, palette, what)[None], False
+        t = torch.as_tensor(label)
+        if t.ndim not in (2, 3):
+            raise ValueError(f"{what}: class indices must be [H,W] or [B,H,W], got shape {tuple(t.shape)}")
+        return (t[None] if t.ndim == 2 else t), t.ndim == 3
+
+    @staticmethod
+    def _id_batch(x: Any, what: str) -> torch.Tensor | None:
+        """Instance ids of a tensor, array, PIL image or list of them, [B,H,W]; None stays None."""
+        from PIL import Image
+
+        if x is None:
+            return None
+        if isinstance(x, (list, tuple)):
+            return torch.stack([Synthesizer._id_batch(v, f"{what}[{i}]")[0] for i, v in enumerate(x)])
+        if isinstance(x, Image.Image):
+            if x.mode not in ("L", "P", "I", "I;16", "I;16L", "I;16B"):
+                raise ValueError(f"{what}: instance maps are single-channel ids, got PIL mode {x.mode}")
+            x = np.array(x).astype(np.int64)
+        t = torch.as_tensor(x)
+        if t.ndim not in (2, 3):
+            raise ValueError(f"{what}: instance ids must be [H,W] or [B,H,W], got shape {tuple(t.shape)}")
+        return t[None] if t.ndim == 2 else t
+
+    @torch.no_grad()
+    def __call__(self, label: Any, instance: Any = None, aerial: torch.Tensor | None = None, palette: Any = None,
+                 size: tuple[int, int] | None = None) -> GenerationResult:
+        """Generates from class maps; returns a GenerationResult (`.image`, ..., `.to_pil()`).
+
+        label: class indices as a LongTensor / integer array [H,W] or [B,H,W]; a PIL image (or a list of them),
+        read like a label file of the model's dataset (single-channel ids; a colour image through `palette`); or a
+        uint8 [H,W,3] (or [H,W,4]) array, read as colours through `palette`.
+        palette: a built-in name (lggan.data.palette.LABEL_PALETTE_NAMES: cityscapes, ade20k, coco-stuff), a JSON
+        file or a lggan.data.palette.LabelPalette (default: the config's data.palette).
+        instance: instance ids of the same size (tensor, array or PIL image), for models with instance edges;
+        None uses the label map's own region boundaries, as `lggan generate` does without --instances.
+        size: (width, height) to resize the maps to first (nearest, like `lggan generate`); None: as given.
         Cross-view task: `label` is the target-view class map [B,H,W] (0..C-1, 255 void), `aerial` the
-        conditioning input concat(I_a, S_g colour) [B,6,H,W] in [-1,1].
+        conditioning input concat(I_a, S_g colour) [B,6,H,W] in [-1,1] (at the label's size).
         """
         from .tasks import as_id_batch
 
+        label, batched = self._label_batch(label, palette, "label")
+        instance = self._id_batch(instance, "instance")
+        label, instance = _resize_maps(size, label, instance)
+        if aerial is not None and size is not None:
+            from .data.transforms import resize_image
+
+            a = torch.as_tensor(aerial)
+            aerial = torch.stack([resize_image(v, size) for v in (a[None] if a.ndim == 3 else a)])
         # The label goes to the device as integers [B,H,W]; the one-hot S [B,C(+1),H,W] is made there.
         inputs = self.recipe.generator_inputs(as_id_batch(label, self.device), instance, aerial)
         if self.plan.channels_last:
             inputs = tuple(precision.channels_last_input(t) for t in inputs)
         with precision.autocast(self.device.type, self.plan.autocast_dtype):
             out = self.generator(*inputs)
-        return precision.to_float(out)  # images, weight maps, logits as float32 whatever ran inside
+        # Images, weight maps, logits as float32 whatever ran inside.
+        return GenerationResult(precision.to_float(out), batched)
+
+
+def model_size(cfg: Config) -> tuple[int, int]:
+    """(width, height) a model was trained at: data.crop_size, else data.load_size (what evaluation uses too)."""
+    w, h = cfg.data.crop_size or cfg.data.load_size
+    return int(w), int(h)
 
 
 def _load_weights(where: Path, use_ema: bool, shown: Path) -> dict[str, torch.Tensor]:
@@ -173,17 +350,10 @@ def _listing(names: list[str]) -> str:
 
 
 def class_names(cfg: Config) -> list[str]:
-    """One display name per class channel of the model: the dataset's names (cross-view: its class groups)."""
-    from .config import SEMANTIC_DATASETS
-    from .data import CROSSVIEW_CLASS_NAMES, label_spec_for
+    """One display name per class channel of the model (the task's names)."""
+    from .tasks import make_task
 
-    dc = cfg.data
-    if dc.dataset in SEMANTIC_DATASETS:
-        return list(label_spec_for(dc.dataset, dc.num_classes, dc.dontcare).class_names)
-    # Cross-view maps have no dataset label spec; classes past the built-in six are numbered 1-based as in the
-    # mask files (gray 10*k).
-    return [CROSSVIEW_CLASS_NAMES[k] if k < len(CROSSVIEW_CLASS_NAMES) else f"class {k + 1}"
-            for k in range(dc.num_classes)]
+    return make_task(cfg).class_names
 
 
 def present_groups(label: torch.Tensor, num_classes: int, num_groups: int) -> dict[int, list[int]]:
@@ -273,15 +443,41 @@ def _check_targets(items: list, out: Path, inputs: dict[str, Path | None], targe
                               f"({_listing(names)}); pass --overwrite to replace them, or choose an empty folder")
 
 
+def _at_size(sample: Any, size: tuple[int, int] | None, native: bool) -> Any:
+    """A loaded input at the generation size (W, H): maps resized nearest, a cross-view input bicubic; None: as read."""
+    from dataclasses import replace
+
+    if native and sample.aerial is not None:
+        raise ValueError("--native: a cross-view model reads its panel files at its panel size (data.crop_size); "
+                         "use --size WxH for another size")
+    if size is None or tuple(sample.label.shape[-2:]) == (size[1], size[0]):
+        return sample
+    label, instance = _resize_maps(size, sample.label, sample.instance)
+    aerial = sample.aerial
+    if aerial is not None:
+        from .data.transforms import resize_image
+
+        aerial = resize_image(aerial, size)
+    return replace(sample, label=label, instance=instance, aerial=aerial)
+
+
 def generate_folder(checkpoint: str | os.PathLike, labels: str | os.PathLike, out: str | os.PathLike,
                     instances: str | os.PathLike | None = None, batch_size: int = 4,
                     device: str = "auto", save_branches: bool = False, use_ema: bool = True,
                     progress: bool = True, overwrite: bool = False, amp: str = "auto",
-                    channels_last: str = "auto") -> list[Path]:
-    """Writes one synthesised PNG per input (its stem + .png) into `out`; with `save_branches` also I^G, I^L, W_g,
-    W_l into out/global, out/local, out/weight_global, out/weight_local, and into out/classes a grid of the
-    per-class images I^l_i of the classes present in the input, each captioned with its class name. Returns the
-    synthesised images' paths.
+                    channels_last: str = "auto", size: tuple[int, int] | None = None, native: bool = False,
+                    palette: Any = None) -> list[Path]:
+    """Writes one synthesised PNG per input into `out`; with `save_branches` also I^G, I^L, W_g, W_l into
+    out/global, out/local, out/weight_global, out/weight_local, and into out/classes a grid of the per-class images
+    I^l_i of the classes present in the input, each captioned with its class name. Returns the synthesised images'
+    paths.
+
+    Names: the input's stem + .png, except that a label map named like its dataset's labels gets its photo's name
+    (Cityscapes: X_gtFine_labelIds.png -> X_leftImg8bit.png), so `lggan evaluate --generated OUT --real PHOTOS`
+    pairs them. Size: the model's training size (data.crop_size, else data.load_size; label and instance maps
+    resized nearest), `size` (width, height) for another one, or with `native` each file's own size; every output
+    is written at that generation size. palette: how colour label images become class ids (a built-in name, a JSON
+    file; default: the config's data.palette); single-channel maps are ids as always.
 
     Inputs are never touched: `out` may not be (inside) the --labels / --instances folder, no output may land on an
     input file, and two inputs may not share an output name. Existing outputs are replaced only with `overwrite`.
@@ -292,6 +488,10 @@ def generate_folder(checkpoint: str | os.PathLike, labels: str | os.PathLike, ou
 
     if batch_size < 1:
         raise ValueError(f"--batch-size {batch_size}: must be >= 1")
+    if native and size is not None:
+        raise ValueError("--size and --native: give one of them (--native keeps each file's own size)")
+    if size is not None and (len(size) != 2 or min(size) < 1):
+        raise ValueError(f"--size {size}: expected a positive (width, height)")
     precision.check_inference_modes(amp, channels_last)  # a bad --amp fails before anything is read
     checkpoint, labels, out = Path(checkpoint), Path(labels), Path(out)
     inst_path = Path(instances) if instances is not None else None
@@ -303,7 +503,24 @@ def generate_folder(checkpoint: str | os.PathLike, labels: str | os.PathLike, ou
     if branches:
         targets += [out / folder / it.output_name for folder in (*BRANCH_FOLDERS, CLASS_GRID_FOLDER) for it in items]
     _check_targets(items, out, {"--labels": labels, "--instances": inst_path}, targets, overwrite)
-    samples = [task.load_inference_input(it) for it in items]
+    target_size = None if native else (tuple(size) if size is not None else model_size(cfg))
+    samples = [_at_size(task.load_inference_input(it, palette), target_size, native) for it in items]
+    # A size the generator cannot take fails before anything is generated (one check per size).
+    checked: set[tuple[int, ...]] = set()
+    for it, sample in zip(items, samples):
+        if tuple(sample.label.shape) in checked:
+            continue
+        checked.add(tuple(sample.label.shape))
+        try:
+            task.generator_inputs(sample.label[None], None if sample.instance is None else sample.instance[None],
+                                  None if sample.aerial is None else sample.aerial[None])
+        except ValueError as e:
+            if native:
+                raise ValueError(f"{it.path}: {e}; leave out --native to generate at the model's size, or pass "
+                                 "--size WxH") from None
+            what = (f"--size {size[0]}x{size[1]}" if size is not None
+                    else f"the model's size {target_size[0]}x{target_size[1]} (data.crop_size / data.load_size)")
+            raise ValueError(f"{what}: {e}") from None
     synth = _build_generator(checkpoint, where, cfg, device, use_ema, amp, channels_last)
     names = class_names(cfg) if branches else []
     # Batch inputs of equal size together; keep the input order in the output list.
@@ -330,13 +547,8 @@ def generate_folder(checkpoint: str | os.PathLike, labels: str | os.PathLike, ou
                     save_png(tensor_to_uint8(res.image[j]), target)
                     written[i] = target
                     if branches:
-                        for folder, key in BRANCH_FOLDERS.items():
-                            t = getattr(res, key)[j]
-                            if key.startswith("weight"):  # W_g, W_l: [1,H,W] in [0,1]; I^G, I^L in [-1,1]
-                                w = t[0].detach().float().clamp(0, 1).cpu().numpy()
-                                save_png((w * 255.0 + 0.5).astype(np.uint8), out / folder / name)
-                            else:
-                                save_png(tensor_to_uint8(t), out / folder / name)
+                        for folder, key in BRANCH_FOLDERS.items():  # W_g, W_l: [1,H,W] in [0,1]; I^G, I^L in [-1,1]
+                            save_png(output_uint8(key, getattr(res, key)[j]), out / folder / name)
                         save_png(class_grid(res.class_images, j, samples[i].label, names),
                                  out / CLASS_GRID_FOLDER / name)
                 if bar is not None:

@@ -83,9 +83,23 @@ class EvalBatch:
     label_maps: torch.Tensor | None = None  # [B,H,W] written to labels/ for mIoU; None: the task scores none
 
 
+def _photo_suffixes() -> tuple[tuple[str, str], ...]:
+    """(label-file stem suffix, photo stem suffix) of the datasets whose label maps and photos differ by a suffix."""
+    from .data.cityscapes import IMAGE_SUFFIX, LABEL_SUFFIX
+
+    return ((Path(LABEL_SUFFIX).stem, Path(IMAGE_SUFFIX).stem),)  # X_gtFine_labelIds -> X_leftImg8bit
+
+
 def output_name(path: str | Path) -> str:
-    """File name of the image generated from an input file: its stem + .png."""
-    return Path(path).stem + OUTPUT_SUFFIX
+    """File name of the image generated from an input file: its stem + .png, where a label map named like its
+    dataset's labels gets the name of its photo (Cityscapes: X_gtFine_labelIds.png -> X_leftImg8bit.png), so that
+    `lggan evaluate --generated OUT --real PHOTOS` pairs them by name."""
+    stem = Path(path).stem
+    for label_suffix, photo_suffix in _photo_suffixes():
+        if stem.endswith(label_suffix):
+            stem = stem[: -len(label_suffix)] + photo_suffix
+            break
+    return stem + OUTPUT_SUFFIX
 
 
 def check_unique_outputs(sources: list[Path], what: str) -> list[str]:
@@ -172,6 +186,11 @@ class Task(abc.ABC):
     def palette(self) -> np.ndarray:
         """uint8 [num_classes, 3] colours of the class maps (from the config; no dataset needed)."""
 
+    @property
+    @abc.abstractmethod
+    def class_names(self) -> list[str]:
+        """One display name per class channel of the model (from the config; no dataset needed)."""
+
     @abc.abstractmethod
     def d_names(self) -> list[str]:
         """Names of the discriminators (keys of `Prepared.conditions`)."""
@@ -212,8 +231,16 @@ class Task(abc.ABC):
         """The inputs of `lggan generate --labels LABELS [--instances INSTANCES]`, in order; files are not read."""
 
     @abc.abstractmethod
-    def load_inference_input(self, item: InferenceInput) -> GeneratorSample:
-        """Reads one input's files; ValueError naming the file when it cannot be used."""
+    def load_inference_input(self, item: InferenceInput, palette: Any = None) -> GeneratorSample:
+        """Reads one input's files; ValueError naming the file when it cannot be used.
+
+        palette: how colour label images become class ids (`lggan generate --palette`; None: the config's).
+        """
+
+    @abc.abstractmethod
+    def label_from_image(self, image: Any, palette: Any = None, where: str = "label") -> torch.Tensor:
+        """Class indices [H,W] (long) of a label image given in memory, read as a label file of the task is: a PIL
+        image (single-channel ids, or colours with `palette`) or a uint8 [H,W,3] colour array with `palette`."""
 
     # -- evaluation (`lggan evaluate --checkpoint`) ----------------------------------------------------------------
     @abc.abstractmethod
@@ -326,7 +353,8 @@ def semantic_dataset_options(dc: DataConfig, train: bool = True) -> dict[str, An
     kw: dict[str, Any] = dict(load_size=dc.load_size if train else (dc.crop_size or dc.load_size))
     if dc.dataset == "custom":
         # data.num_classes counts one-hot channels: the files' classes plus one for a don't-care value.
-        kw.update(num_classes=dc.num_classes - (1 if dc.dontcare is not None else 0), dontcare=dc.dontcare)
+        kw.update(num_classes=dc.num_classes - (1 if dc.dontcare is not None else 0), dontcare=dc.dontcare,
+                  palette=dc.palette)
     return kw
 
 
@@ -376,6 +404,13 @@ class SemanticTask(Task):
 
         dc = self.cfg.data
         return label_spec_for(dc.dataset, dc.num_classes, dc.dontcare).palette
+
+    @cached_property
+    def class_names(self) -> list[str]:
+        from .data import label_spec_for
+
+        dc = self.cfg.data
+        return list(label_spec_for(dc.dataset, dc.num_classes, dc.dontcare).class_names)
 
     @property
     def size_step(self) -> int:
@@ -484,18 +519,15 @@ class SemanticTask(Task):
         if aerial is not None:
             raise ValueError("`aerial` is a cross-view input; this is a semantic-synthesis model")
         if self.cfg.data.use_instance:
-            if instance is None:
-                raise ValueError(
-                    "this model was trained with instance edges (data.use_instance): pass `instance` ids "
-                    "(--instances on the command line)"
-                )
-            instance = as_id_batch(instance, label.device)
+            # Without instance maps the labels themselves delimit regions (SPADE's fallback; `lggan generate` too).
+            instance = label if instance is None else as_id_batch(instance, label.device)
         else:
             instance = None
         h, w = label.shape[-2:]
         step = self.size_step
         if h % step or w % step:
-            raise ValueError(f"label map of {w}x{h}: width and height must be multiples of {step} for this generator")
+            raise ValueError(f"label map of {w}x{h}: width and height must be multiples of {step} for this generator "
+                             f"(model.num_upsampling_layers={self.cfg.model.num_upsampling_layers!r})")
         return (make_semantic_input(label, self.num_classes, instance),)
 
     def inference_inputs(self, labels: Path, instances: Path | None = None) -> list[InferenceInput]:
@@ -515,17 +547,36 @@ class SemanticTask(Task):
             items.append(InferenceInput(output_name(f), f, inst))
         return items
 
-    def load_inference_input(self, item: InferenceInput) -> GeneratorSample:
+    @cached_property
+    def label_spec(self):
+        """Raw label-file value -> class channel of the model's dataset (lggan.data.common.LabelSpec)."""
         from .data import label_spec_for
+
+        dc = self.cfg.data
+        return label_spec_for(dc.dataset, dc.num_classes, dc.dontcare)
+
+    def _palette(self, palette: Any):
+        from .data.palette import resolve_label_palette
+
+        return resolve_label_palette(palette if palette is not None else self.cfg.data.palette,
+                                     "--palette" if palette is not None else "data.palette")
+
+    def label_from_image(self, image, palette=None, where="label"):
+        from .data.common import describe_invalid
+        from .data.palette import label_image_values
+
+        raw = label_image_values(image, self._palette(palette), where)
+        mapped = self.label_spec.map_raw(raw)
+        if (mapped < 0).any():
+            raise ValueError(f"{where}: {describe_invalid(raw, mapped, self.label_spec)}")
+        return torch.from_numpy(mapped)
+
+    def load_inference_input(self, item: InferenceInput, palette: Any = None) -> GeneratorSample:
         from .data.common import load_index_map, load_label
 
         dc = self.cfg.data
-        label = torch.from_numpy(load_label(item.path, label_spec_for(dc.dataset, dc.num_classes, dc.dontcare)))
-        h, w = label.shape
-        step = self.size_step
-        if h % step or w % step:
-            raise ValueError(f"{item.path}: label map of {w}x{h}; width and height must be multiples of {step} for "
-                             f"this generator (model.num_upsampling_layers={self.cfg.model.num_upsampling_layers!r})")
+        # At the file's size; `lggan generate` resizes it and checks that the generator can take the size it runs at.
+        label = torch.from_numpy(load_label(item.path, self.label_spec, self._palette(palette)))
         inst = None
         if dc.use_instance:
             if item.instance_path is None:
@@ -578,6 +629,14 @@ class CrossViewTask(Task):
         from .data.crossview import CROSSVIEW_PALETTE
 
         return CROSSVIEW_PALETTE
+
+    @cached_property
+    def class_names(self) -> list[str]:
+        from .data import CROSSVIEW_CLASS_NAMES
+
+        # Classes past the built-in six are numbered 1-based as in the mask files (gray 10*k).
+        return [CROSSVIEW_CLASS_NAMES[k] if k < len(CROSSVIEW_CLASS_NAMES) else f"class {k + 1}"
+                for k in range(self.cfg.data.num_classes)]
 
     def d_names(self) -> list[str]:
         return ["D_i", "D_s"]
@@ -704,12 +763,28 @@ class CrossViewTask(Task):
                              "hold all its inputs)")
         return [InferenceInput(output_name(f), f) for f in _list_inputs(labels, self.PANEL_SUFFIXES, "--labels")]
 
-    def load_inference_input(self, item: InferenceInput) -> GeneratorSample:
+    def load_inference_input(self, item: InferenceInput, palette: Any = None) -> GeneratorSample:
         from .data.crossview import read_crossview_inputs
 
         x, label = read_crossview_inputs(item.path, direction=self.cfg.data.direction, size=self._panel_size,
-                                         mask_palette=self.cfg.data.palette)
+                                         mask_palette=palette if palette is not None else self.cfg.data.palette)
         return GeneratorSample(label, aerial=x)
+
+    def label_from_image(self, image, palette=None, where="label"):
+        from PIL import Image
+
+        from .data.crossview import resolve_palette
+
+        array = np.asarray(image.convert("RGB") if isinstance(image, Image.Image) and image.mode in ("RGB", "RGBA")
+                           else image)
+        if array.ndim == 3:  # colours: the palette of the map panels (as the panel files are read)
+            spec = palette if palette is not None else self.cfg.data.palette
+            if spec is None:
+                raise ValueError(f"{where}: a colour class map needs a palette (--palette / data.palette)")
+            return torch.from_numpy(resolve_palette(spec, 6, self.num_classes).labels(array[..., :3]).astype(np.int64))
+        if array.ndim != 2:
+            raise ValueError(f"{where}: a class map must be [H, W], got shape {tuple(array.shape)}")
+        return torch.from_numpy(array.astype(np.int64))
 
     # -- evaluation ------------------------------------------------------------------------------------------------
     def eval_dataset(self, split: str):

@@ -19,6 +19,7 @@ import datetime
 import json
 import os
 import signal
+import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -32,7 +33,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampl
 
 from . import checkpoint as ckpt
 from . import precision
-from .config import Config, architecture_changes, config_changes
+from .config import Config, architecture_changes, config_changes, missing_fields, validate
 from .io import RunLock, append_jsonl, atomic_write_text, one_line
 from .tasks import Prepared, Task, make_task, outputs_for_adversarial
 from .train_eval import TrainingEvaluator, eval_record
@@ -299,7 +300,8 @@ class _StopFlag:
 
 
 class RunLog:
-    """JSONL log of every loss term (+ TensorBoard events when tensorboard is installed), rank 0 only."""
+    """JSONL log of every loss term (+ TensorBoard events when tensorboard is installed: the numbers of each record
+    as scalars, and the sample grids as images), rank 0 only."""
 
     def __init__(self, run_dir: Path, enabled: bool):
         self.enabled = enabled
@@ -326,6 +328,12 @@ class RunLog:
             for k, v in record.items():
                 if isinstance(v, (int, float)) and k != "iteration":
                     self.tb.add_scalar(k, v, record["iteration"])
+
+    def add_image(self, tag: str, image: Any, iteration: int) -> None:
+        """A uint8 [H, W, 3] image (a sample grid) in TensorBoard's Images tab; nothing without tensorboard."""
+        if self.tb is None:
+            return
+        self.tb.add_image(tag, image, iteration, dataformats="HWC")
 
     def close(self) -> None:
         if self.file:
@@ -430,6 +438,8 @@ class TrainRun:
     evaluator: TrainingEvaluator | None = None  # train.eval_every (rank 0)
     train_seconds: float = 0.0  # training time so far, across resumes (train.max_seconds)
     last_eval: int = -1  # the iteration last scored by the evaluator
+    num_train: int = 0  # samples of the training split (all ranks together)
+    num_val: int | None = None  # samples of the val split; None: no val split
 
     @property
     def device(self) -> torch.device:
@@ -524,6 +534,8 @@ def _channels_last_inputs(prep: Prepared) -> Prepared:
 
 def build_run(cfg: Config, out_dir: str | os.PathLike, data_root: str | None, resume: bool) -> TrainRun:
     """Builds the networks, optimisers, data and schedule of a run (fresh weights; `restore` loads a checkpoint)."""
+    if missing_fields(cfg):  # e.g. the custom preset's data.num_classes: one line naming the field
+        validate(cfg)
     di = setup_distributed(cfg.train.device)
     device, tc = di.device, cfg.train
     if tc.threads:
@@ -580,6 +592,7 @@ def build_run(cfg: Config, out_dir: str | os.PathLike, data_root: str | None, re
             scaler_d=torch.amp.GradScaler("cuda", enabled=use_scaler), amp_dtype=amp_dtype,
             data=data, total=total, sample_prep=sample_prep,
             log=RunLog(run_dir, False), lock=lock, plan=plan, evaluator=evaluator,
+            num_train=len(train_set), num_val=len(val_set) if val_set is not None else None,
         )
     except BaseException:
         if lock is not None:
@@ -773,6 +786,8 @@ def write_samples(run: TrainRun) -> None:
     gen.train(was_training)
     grid = make_grid(run.task.grid_columns(run.sample_prep, out))
     save_png(grid, run.run_dir / "samples" / f"iter_{run.iteration:08d}.png")
+    if run.log is not None:
+        run.log.add_image("samples", grid, run.iteration)  # TensorBoard, when installed
 
 
 def evaluate_now(run: TrainRun) -> dict[str, Any] | None:
@@ -817,7 +832,9 @@ def _finish(run: TrainRun) -> None:
         save(run)
     if run.iteration % run.cfg.train.sample_every != 0 and run.dist.is_main:
         write_samples(run)
-    evaluate_now(run)
+    scores = evaluate_now(run)
+    if scores is not None:
+        print(eval_line(scores), flush=True)
 
 
 def _start(run: TrainRun, resume: bool) -> None:
@@ -830,6 +847,7 @@ def _start(run: TrainRun, resume: bool) -> None:
     if run.dist.is_main:
         run.cfg.save_json(run.run_dir / "config.json")
         _record_plan(run)
+        print("\n".join(banner_lines(run)), flush=True)
         run.log = RunLog(run.run_dir, True)
     _wrap_distributed(run)
     run.g_params = [p for p in run.G.parameters() if p.requires_grad]
@@ -846,16 +864,181 @@ RUN_INFO_FILE = "run_info.json"
 
 
 def _record_plan(run: TrainRun) -> None:
-    """Prints the speed decisions in one line and writes them to run_info.json (rank 0; replaced on --resume)."""
+    """Writes the speed decisions to run_info.json (rank 0; replaced on --resume); the banner prints them."""
     if run.plan is None:
         return
-    print(run.plan.line(), flush=True)
     note = run.plan.emulated_bf16_note()
     if note:
         warnings.warn(note, stacklevel=1)
     info = {**run.plan.to_dict(), "iteration": run.iteration, "world_size": run.dist.world_size,
             "time": datetime.datetime.now().isoformat(timespec="seconds")}
     atomic_write_text(run.run_dir / RUN_INFO_FILE, json.dumps(info, indent=2) + "\n")
+
+
+# The generator's top-level parts, as the banner names them (both tasks' generators use these attribute names).
+GENERATOR_PARTS = {"encoder": "encoder", "global_generator": "global G_g", "local": "local G_l",
+                   "classifier": "classifier", "weight_map": "weight map"}
+
+
+def parameter_count(module: nn.Module) -> int:
+    """Number of parameter values."""
+    return sum(p.numel() for p in module.parameters())  # parameters() lists a shared tensor once
+
+
+def generator_parameter_counts(G: nn.Module) -> dict[str, int]:
+    """G's parameters per top-level part (encoder, global G_g, local G_l, classifier, weight map), in that order;
+    the values add up to parameter_count(G) ("other": parameters outside those parts)."""
+    G = unwrap(G)
+    counts: dict[str, int] = {}
+    for name, child in G.named_children():
+        n = parameter_count(child)
+        if n:
+            label = GENERATOR_PARTS.get(name, name)
+            counts[label] = counts.get(label, 0) + n
+    rest = parameter_count(G) - sum(counts.values())
+    if rest:
+        counts["other"] = rest
+    return counts
+
+
+def _fmt_count(n: int) -> str:
+    return f"{n:,}"
+
+
+def banner_lines(run: TrainRun) -> list[str]:
+    """The start-up banner (rank 0): device and precision, parameter counts, data sizes, schedule, run folder."""
+    tc, di = run.cfg.train, run.dist
+    g_parts = generator_parameter_counts(run.G)
+    d_parts = {name: parameter_count(D) for name, D in run.Ds.items()}
+    ipe = run.data.iters_per_epoch
+    epochs = f"{run.total / ipe:.3g} epochs" if ipe else "no full batch in an epoch"
+    per_rank = (f" ({tc.batch_size // di.world_size} per process x {di.world_size} processes)"
+                if di.world_size > 1 else "")
+    val = f"{run.num_val} val images" if run.num_val is not None else "no val split (samples from training images)"
+    dc = run.cfg.data
+    where = f" at {run.task.data_root}" if getattr(run.task, "data_root", None) else ""
+    device = run.plan.line().removeprefix("device ") if run.plan is not None else str(run.device)
+    lines = [
+        f"lggan train: run folder {run.run_dir}",
+        f"  device:     {device}",
+        f"  generator:  G {_fmt_count(parameter_count(unwrap(run.G)))} parameters ("
+        + " | ".join(f"{k} {_fmt_count(v)}" for k, v in g_parts.items()) + ")"
+        + (", plus an EMA copy" if run.G_ema is not None else ""),
+        f"  discrim.:   D {_fmt_count(parameter_count(run.Ds))} parameters ("
+        + " | ".join(f"{k} {_fmt_count(v)}" for k, v in d_parts.items()) + ")",
+        f"  data:       {dc.dataset}{where}: {run.num_train} train images, {val}",
+        f"  schedule:   batch {tc.batch_size}{per_rank}, {ipe} iterations per epoch, {run.total} iterations in "
+        f"total ({epochs})" + (f", from iteration {run.iteration}" if run.iteration else "")
+        + (f", at most {tc.max_seconds:g} s" if tc.max_seconds is not None else ""),
+        f"  every:      log {tc.log_every}, samples {tc.sample_every}, checkpoint {tc.checkpoint_every} iterations"
+        + (f", eval {tc.eval_every}" if tc.eval_every else "")
+        + f" (progress: {'bar' if progress_bar_wanted(tc.progress) else 'a line per log step'})",
+    ]
+    return lines
+
+
+def progress_bar_wanted(progress: bool) -> bool:
+    """Whether the run shows a tqdm bar: train.progress=true and stderr (where tqdm draws) is a terminal.
+
+    Otherwise (train.progress=false, or stderr redirected to a file or pipe, as in cluster jobs) rank 0 prints one
+    plain line per log step to stdout instead.
+    """
+    if not progress:
+        return False
+    try:
+        return sys.stderr.isatty()
+    except (AttributeError, ValueError):  # a replaced or closed stream
+        return False
+
+
+def format_duration(seconds: float) -> str:
+    """45s, 3m10s, 2h05m."""
+    s = max(0, int(round(seconds)))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m{s % 60:02d}s"
+    return f"{s // 3600}h{s % 3600 // 60:02d}m"
+
+
+class Progress:
+    """Rank 0's progress report over the whole run: one tqdm bar (iterations/total, ETA, img/s, D and G losses), or,
+    when the bar is off (`progress_bar_wanted`), a plain line per log step:
+
+        iter 120/375 (32%) epoch 0 4.1 img/s D 1.234 G 4.567 eta 3m10s
+    """
+
+    def __init__(self, run: TrainRun, enabled: bool):
+        self.run = run
+        self.start_iteration = run.iteration
+        self.start_seconds = run.train_seconds
+        self.bar = None
+        self.lines = False
+        if not enabled:
+            return
+        if progress_bar_wanted(run.cfg.train.progress):
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=run.total, initial=run.iteration, desc="train", unit="it", dynamic_ncols=True,
+                            leave=True, smoothing=0.05)
+        else:
+            self.lines = True
+
+    def epoch(self, epoch: int) -> None:
+        if self.bar is not None:
+            self.bar.set_description(f"epoch {epoch}")
+
+    def step(self) -> None:
+        if self.bar is not None:
+            self.bar.update(1)
+
+    def eta_seconds(self, train_seconds: float) -> float | None:
+        """Seconds to the end: the remaining iterations at this session's pace, or the time budget if sooner."""
+        run = self.run
+        done, spent = run.iteration - self.start_iteration, train_seconds - self.start_seconds
+        eta = (run.total - run.iteration) * spent / done if done > 0 and spent > 0 else None
+        limit = run.cfg.train.max_seconds
+        if limit is not None:
+            left = max(0.0, limit - train_seconds)
+            eta = left if eta is None else min(eta, left)
+        return eta
+
+    def record(self, record: dict[str, Any], train_seconds: float) -> None:
+        """A log step: the bar's postfix, or one line."""
+        if self.bar is not None:
+            self.bar.set_postfix(img_s=f"{record['img_per_s']:.1f}", D=f"{record['D_total']:.3f}",
+                                 G=f"{record['G_total']:.3f}")
+        elif self.lines:
+            print(self.line(record, train_seconds), flush=True)
+
+    def line(self, record: dict[str, Any], train_seconds: float) -> str:
+        it, total = record["iteration"], self.run.total
+        eta = self.eta_seconds(train_seconds)
+        return (f"iter {it}/{total} ({100 * it // max(total, 1)}%) epoch {record['epoch']} "
+                f"{record['img_per_s']:.1f} img/s D {record['D_total']:.3f} G {record['G_total']:.3f} "
+                f"eta {format_duration(eta) if eta is not None else '?'}")
+
+    def write(self, text: str) -> None:
+        """A message that does not break the bar."""
+        if self.bar is not None:
+            self.bar.write(text)
+        elif self.lines:
+            print(text, flush=True)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+def eval_line(record: dict[str, Any]) -> str:
+    """One line for an evaluation record of log.jsonl (kind "eval")."""
+    text = (f"eval iter {record['iteration']}: mIoU {record['eval_miou']:.2f}, pixel accuracy "
+            f"{record['eval_pixel_accuracy']:.2f} ({record['eval_images']} images)")
+    if "eval_miou_real" in record:
+        text += f"; real photos: mIoU {record['eval_miou_real']:.2f}, " \
+                f"pixel accuracy {record['eval_pixel_accuracy_real']:.2f}"
+    return text
 
 
 @dataclass
@@ -913,30 +1096,38 @@ def _over_time_budget(run: TrainRun) -> bool:
 def _loop(run: TrainRun, stop: _StopFlag) -> LoopStats:
     """Epochs of iterations until the total, a stop signal, or too many non-finite steps in a row."""
     tc = run.cfg.train
-    ipe = run.data.iters_per_epoch
     stats = LoopStats()
     if _over_time_budget(run):  # a resumed run whose budget is spent trains nothing
         stats.stopped_by = "time budget"
+    # One bar (or a line per log step) over the whole run, closed on every way out of the loop.
+    with contextlib.closing(Progress(run, run.dist.is_main)) as progress:
+        _epochs(run, stop, stats, progress)
+    if stats.stopped_by == "nonfinite":
+        raise FloatingPointError(
+            f"training stopped at iteration {run.iteration}: {stats.nonfinite_streak} consecutive non-finite "
+            f"losses or gradients (train.max_nonfinite={tc.max_nonfinite}); the last good checkpoint is kept "
+            f"({run.last_ckpt or 'none written in this run'}); try a lower train.lr or train.amp=off"
+        )
+    return stats
+
+
+def _epochs(run: TrainRun, stop: _StopFlag, stats: LoopStats, progress: Progress) -> None:
+    """The loop's epochs, reporting each iteration to `progress`."""
+    tc = run.cfg.train
+    ipe = run.data.iters_per_epoch
     while run.iteration < run.total and ipe > 0 and stats.stopped_by == "finished":
         epoch, in_epoch = divmod(run.iteration, ipe)
-        bar = None
-        if tc.progress and run.dist.is_main:
-            from tqdm import tqdm
-
-            bar = tqdm(total=ipe, initial=in_epoch, desc=f"epoch {epoch}", dynamic_ncols=True, leave=False)
+        progress.epoch(epoch)
         # closing(): the epoch's generator ends here, also when an error propagates (its traceback would otherwise
         # keep it alive); the loader's persistent workers live on to the next epoch and stop in train()'s finally.
         with contextlib.closing(run.data.epoch_batches(epoch, in_epoch)) as batches:
             tick = time.time()
             for batch in batches:
                 record = train_iteration(run, batch, epoch, stats)
-                if bar is not None:
-                    bar.update(1)
+                progress.step()
                 if record is not None:
                     run.log.write(record)
-                    if bar is not None:
-                        bar.set_postfix(img_s=f"{record['img_per_s']:.1f}", D=f"{record['D_total']:.3f}",
-                                        G=f"{record['G_total']:.3f}")
+                    progress.record(record, run.train_seconds + time.time() - tick)
                 if stats.nonfinite_streak >= tc.max_nonfinite:
                     stats.stopped_by = "nonfinite"
                     break
@@ -947,24 +1138,17 @@ def _loop(run: TrainRun, stop: _StopFlag) -> LoopStats:
                 # Training time (the budget's clock) stops while the evaluation runs.
                 run.train_seconds += time.time() - tick
                 if tc.eval_every and run.iteration % tc.eval_every == 0:
-                    evaluate_now(run)
+                    scores = evaluate_now(run)
+                    if scores is not None:
+                        progress.write(eval_line(scores))
                 tick = time.time()
                 if _over_time_budget(run):
                     stats.stopped_by = "time budget"
                     break
                 if stop.signal is not None or run.iteration >= run.total:
                     break
-        if bar is not None:
-            bar.close()
         if stop.signal is not None and stats.stopped_by == "finished":
             stats.stopped_by = "signal"
-    if stats.stopped_by == "nonfinite":
-        raise FloatingPointError(
-            f"training stopped at iteration {run.iteration}: {stats.nonfinite_streak} consecutive non-finite "
-            f"losses or gradients (train.max_nonfinite={tc.max_nonfinite}); the last good checkpoint is kept "
-            f"({run.last_ckpt or 'none written in this run'}); try a lower train.lr or train.amp=off"
-        )
-    return stats
 
 
 def train(cfg: Config, out_dir: str | os.PathLike, data_root: str | None = None, resume: bool = False) -> TrainResult:

@@ -101,6 +101,7 @@ def build_semantic_dataset(
     image_dir: str | Path | None = None,
     label_dir: str | Path | None = None,
     instance_dir: str | Path | None = None,
+    palette: str | Path | None = None,
     validate: bool = True,
     seed: int | None = None,
 ) -> SemanticDataset:
@@ -117,12 +118,14 @@ def build_semantic_dataset(
         crop_size: random crop ``(width, height)`` after resizing, or ``None``.
         flip: random horizontal flip.
         num_classes, dontcare, image_dir, label_dir, instance_dir: custom datasets only.
+        palette: custom datasets only: colour label images are read through this palette (a name of
+            ``lggan.data.palette.LABEL_PALETTE_NAMES`` or a JSON file).
         validate: check pairing and file headers at start-up.
         seed: make augmentations reproducible per (seed, epoch, index).
     """
     key = normalize_dataset_name(name)
     custom_options = {"num_classes": num_classes, "dontcare": dontcare, "image_dir": image_dir,
-                      "label_dir": label_dir, "instance_dir": instance_dir}  # fmt: skip
+                      "label_dir": label_dir, "instance_dir": instance_dir, "palette": palette}  # fmt: skip
     if key != "custom":
         given = [option for option, value in custom_options.items() if value is not None]
         if given:

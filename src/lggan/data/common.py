@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from .palette import COLOUR_LABEL_MODES, LabelPalette, colour_label_hint, label_image_values
 from .transforms import SemanticTransform, Size
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp")
@@ -245,7 +246,8 @@ def index_map_problem(mode: str, lossy: str | None, role: str) -> str | None:
         return (f"{role} map must be a lossless PNG, BMP or TIFF file, but the file is {lossy} "
                 f"(lossy compression changes ids; re-save the original ids as PNG)")
     if mode not in INDEX_MAP_MODES:
-        return f"{role} map must be a single-channel integer PNG, got PIL mode {mode}"
+        hint = f"; {colour_label_hint()}" if role == "label" and mode in COLOUR_LABEL_MODES else ""
+        return f"{role} map must be a single-channel integer PNG, got PIL mode {mode}{hint}"
     return None
 
 
@@ -255,9 +257,10 @@ def read_header(path: Path) -> tuple[tuple[int, int], str, str | None]:
         return img.size, img.mode, lossy_format(img)
 
 
-def check_headers(pairs: Sequence[SamplePaths]) -> list[DataIssue]:
+def check_headers(pairs: Sequence[SamplePaths], colour_labels: bool = False) -> list[DataIssue]:
     """Check every file opens, label/instance maps are single-channel and sizes agree.
 
+    colour_labels: label maps may also be colour images (RGB/RGBA, read through a palette), still stored losslessly.
     Only headers are read, so this is cheap even for thousands of large images.
     """
     issues: list[DataIssue] = []
@@ -275,7 +278,8 @@ def check_headers(pairs: Sequence[SamplePaths]) -> list[DataIssue]:
             if role not in headers:
                 continue
             size, mode, lossy = headers[role]
-            problem = index_map_problem(mode, lossy, role)
+            colour = colour_labels and role == "label" and mode in COLOUR_LABEL_MODES
+            problem = index_map_problem("L" if colour else mode, lossy, role)
             if problem is not None:
                 issues.append(DataIssue(roles[role], problem))
             if "image" in headers and size != headers["image"][0]:
@@ -332,9 +336,24 @@ def describe_invalid(raw: np.ndarray, mapped: np.ndarray, spec: LabelSpec) -> st
     )
 
 
-def load_label(path: Path, spec: LabelSpec) -> np.ndarray:
-    """Decode a label map and map raw values to channel indices ``int64 [H, W]``; ValueError on bad values."""
-    raw = load_index_map(path, "label")
+def load_label(path: Path, spec: LabelSpec, palette: LabelPalette | None = None) -> np.ndarray:
+    """Decode a label map and map raw values to channel indices ``int64 [H, W]``; ValueError on bad values.
+
+    With a ``palette``, a colour label image (RGB/RGBA, lossless) is first turned into raw values through it (an
+    unknown colour is an error naming the file, the colour and a pixel where it is); single-channel maps are read
+    as always.
+    """
+    raw = None
+    if palette is not None:
+        with open_image(path) as img:
+            if img.mode in COLOUR_LABEL_MODES:
+                problem = index_map_problem("L", lossy_format(img), "label")
+                if problem is not None:
+                    raise file_error(path, problem)
+                rgb = _decode(path, img, lambda im: np.asarray(im.convert("RGB")), "label map")
+                raw = label_image_values(rgb, palette, path)
+    if raw is None:
+        raw = load_index_map(path, "label")
     mapped = spec.map_raw(raw)
     if (mapped < 0).any():
         raise file_error(path, describe_invalid(raw, mapped, spec))
@@ -374,6 +393,8 @@ class SemanticDataset(Dataset):
 
     name = "semantic"
     default_load_size: Size | None = None
+    # Colour -> label id palette for colour label images (custom datasets' `palette`); None: single-channel ids only.
+    label_palette: LabelPalette | None = None
 
     def __init__(
         self,
@@ -398,7 +419,7 @@ class SemanticDataset(Dataset):
         self.seed = seed
         self.epoch = 0
         if validate:
-            raise_for_issues(check_headers(self.pairs), context)
+            raise_for_issues(check_headers(self.pairs, colour_labels=self.label_palette is not None), context)
 
     # Class-level API the subclasses provide.
     @classmethod
@@ -460,7 +481,7 @@ class SemanticDataset(Dataset):
     def get_sample(self, index: int, generator: torch.Generator | None = None) -> dict:
         """Load and transform sample ``index`` using ``generator`` for the random draw."""
         paths = self.pairs[index]
-        label = load_label(paths.label, self.label_spec)
+        label = load_label(paths.label, self.label_spec, self.label_palette)
         image = load_image(paths.image)
         instance = load_index_map(paths.instance, "instance").astype(np.int64) if paths.instance else None
         height, width = image.shape[:2]

@@ -11,6 +11,12 @@ Label values must be ``0..num_classes-1``. If the data has a "don't care"
 value (e.g. 255), pass it as ``dontcare``: it must lie outside that range and
 is mapped to the extra channel ``num_classes``, so the dataset then has
 ``num_classes + 1`` one-hot channels.
+
+Colour label images (RGB PNGs) are read through ``palette``: a built-in name
+(``lggan.data.palette.LABEL_PALETTE_NAMES``) or a JSON file mapping colours to
+label values (:func:`lggan.data.palette.load_label_palette_json`); an unknown
+colour is an error naming the file, the colour and a pixel where it is.
+Single-channel label maps may sit beside them.
 """
 
 from __future__ import annotations
@@ -27,7 +33,7 @@ from .common import (
     pair_folders_by_stem,
     require_dir,
 )
-from .palette import make_palette
+from .palette import LabelPalette, make_palette, resolve_label_palette
 from .transforms import Size
 
 MAX_LABEL_VALUE = 65535  # labels are 8- or 16-bit PNGs
@@ -88,6 +94,8 @@ class CustomDataset(SemanticDataset):
         dontcare: raw label value meaning "unlabelled", mapped to channel ``num_classes``.
         image_dir, label_dir, instance_dir: override the folder names (relative to ``root`` or absolute).
         class_names: optional names of the ``num_classes`` classes.
+        palette: colour -> label value palette for colour label images (a name, a JSON file or a LabelPalette);
+            ``None``: label maps must be single-channel.
         load_size: ``(width, height)``; ``None`` (default) keeps native sizes, which must then agree to batch.
     """
 
@@ -105,12 +113,14 @@ class CustomDataset(SemanticDataset):
         label_dir: str | Path | None = None,
         instance_dir: str | Path | None = None,
         class_names: Sequence[str] | None = None,
+        palette: str | Path | LabelPalette | None = None,
         load_size: Size | None = None,
         crop_size: Size | None = None,
         flip: bool = False,
         validate: bool = True,
         seed: int | None = None,
     ) -> None:
+        self.label_palette = resolve_label_palette(palette, "custom dataset palette")
         discovery = self.discover(
             root,
             split,

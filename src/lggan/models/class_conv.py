@@ -191,6 +191,22 @@ class ClassSpecificConv(nn.Module):
         return ClassImages(const=const, delta=delta, batch_idx=b, class_idx=i, tile_y=ty, tile_x=tx,
                            height=H, width=W, batch_size=B, tile=T)
 
+    def forward_dense(self, f: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+        """The same I^l_i computed densely, for export (torch.jit.trace / ONNX): [B, C*3, H, W] = concat_i I^l_i
+        (class-major, as Eq. 4's fusion conv reads it).
+
+        Every class's conv runs over the whole image, one class at a time (a traced graph of C convolutions, with no
+        data-dependent shapes); the sparse `forward` gives the same values and is what training and `lggan generate`
+        use.
+        """
+        r = self.kernel_size // 2
+        M = M.to(f.dtype)
+        images = []
+        for i in range(self.num_classes):
+            F_i = F.pad(f * M[:, i : i + 1], (r, r, r, r), mode="reflect")  # Eq. 1, reflect-padded like the sparse path
+            images.append(torch.tanh(F.conv2d(F_i, self.weight[i], self.bias[i])))
+        return torch.cat(images, 1)
+
 
 def combine_class_images(I: ClassImages, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     """Eq. 4 before its tanh: Conv(concat_i I^l_i) with zero 'same' padding, weight [3, 3C, k, k] -> [B, 3, H, W].

@@ -69,3 +69,15 @@ class LocalClassGenerator(nn.Module):
             # Eq. 4: conv3x3 over concat_g I^l_g, [B, 3G, H, W] group-major as the release's torch.cat -> [B, 3, H, W]
             I_L = torch.tanh(combine_class_images(I_l, self.combine.weight, self.combine.bias))
         return LocalOutput(f, I_l, I_L)
+
+    def forward_dense(self, x: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
+        """I^L alone [B, 3, H, W], with the class convs computed densely (ClassSpecificConv.forward_dense): the
+        traceable path `lggan export` uses; equal to `forward(x, M).image`."""
+        for block in self.res_blocks:
+            x = block(x)
+        f = upconv_in_relu(upconv_in_relu(x, self.deconv_1), self.deconv_2)
+        I_l = self.class_conv.forward_dense(f, M)  # [B, 3G, H, W], group-major
+        if self.combine_mode == "sum":
+            B, _, H, W = I_l.shape
+            return I_l.view(B, -1, 3, H, W).sum(1)  # Eq. 3
+        return torch.tanh(self.combine(I_l))  # Eq. 4 (zero 'same' padding, as combine_class_images)

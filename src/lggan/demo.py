@@ -1,0 +1,944 @@
+"""`lggan demo`: a GauGAN-style painting page (Gradio) on a trained or converted LGGAN generator.
+
+Paint a label map with the dataset's class colours (brush, fill, undo, clear) or upload one (class ids, or a colour
+map in the dataset's palette) and see the final image I^C beside the global image I^G, the local image I^L, the
+weight maps W_g and W_l and the class-specific image I^l_i of a chosen class.
+
+The page logic is plain functions that tests call directly:
+
+    model = load_demo_model("runs/synth")           # the generator, its palette and class names, the canvas size
+    ids = canvas_to_ids(rgb, model.palette)          # painted colours -> class ids (nearest palette colour)
+    result = synthesize(model, ids)                  # I^C, I^G, I^L, W_g, W_l, I^l_i as uint8 images
+    app = build_app(model); serve(app, port=7860)    # the Gradio page (pip install -e ".[demo]")
+
+Only `build_app` and `serve` need Gradio; this module imports neither Gradio nor PyTorch when it is loaded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import io
+import json
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
+import zipfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from .io import one_line
+
+# What `lggan demo` serves without --checkpoint: the run folder the README's `lggan train` writes.
+DEFAULT_RUN = Path("runs") / "synth"
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 7860
+# Uploaded colour maps: a pixel farther than this (Euclidean, RGB 0..255) from every palette colour is "off the
+# palette"; more than OFF_PALETTE_FRACTION of such pixels and the upload is refused as not being a colour label map.
+# JPEG noise and anti-aliased edges stay well inside both.
+OFF_PALETTE_DISTANCE = 60.0
+OFF_PALETTE_FRACTION = 0.10
+# Uploads larger than this many pixels are refused before they are decoded.
+MAX_UPLOAD_PIXELS = 64_000_000
+# How many generations' download files are kept on disk (older ones are deleted).
+KEEP_DOWNLOADS = 32
+_MAX_LISTED = 10
+
+
+# -- palette and label maps --------------------------------------------------------------------------------------
+
+
+def distinct_palette(palette: np.ndarray) -> np.ndarray:
+    """uint8 [C,3]: the palette with every repeated colour moved to the nearest unused colour (first one kept).
+
+    Some datasets give several classes one colour (Cityscapes: the four void classes are black, license plate is
+    car's blue); painting needs one colour per class so that a painted map reads back exactly. The first class of a
+    colour keeps it, so colour maps saved in the dataset's palette read as that class.
+    """
+    pal = np.asarray(palette, dtype=np.uint8).reshape(-1, 3).copy()
+    used: set[tuple[int, int, int]] = set()
+    offsets = sorted(((dr, dg, db) for dr in range(-3, 4) for dg in range(-3, 4) for db in range(-3, 4)),
+                     key=lambda d: (d[0] ** 2 + d[1] ** 2 + d[2] ** 2, d))
+    for k, colour in enumerate(pal.astype(int)):
+        for dr, dg, db in offsets:
+            cand = (int(np.clip(colour[0] + dr, 0, 255)), int(np.clip(colour[1] + dg, 0, 255)),
+                    int(np.clip(colour[2] + db, 0, 255)))
+            if cand not in used:
+                break
+        else:  # more than 343 classes share one colour: fall back to a scan of the whole cube
+            cand = next((r, g, b) for r in range(256) for g in range(256) for b in range(256)
+                        if (r, g, b) not in used)
+        used.add(cand)
+        pal[k] = cand
+    return pal
+
+
+def nearest_palette(image: np.ndarray, palette: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(class ids int64 [H,W], distance float32 [H,W]) of each pixel's nearest palette colour (first on ties).
+
+    image: uint8 [H,W,3] (or [H,W,4]: alpha is ignored). Works on the distinct colours of the image only.
+    """
+    rgb = np.asarray(image)[..., :3].astype(np.int64)
+    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
+    colours, inverse = np.unique(packed.ravel(), return_inverse=True)
+    uniq = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], 1).astype(np.float32)
+    pal = np.asarray(palette, dtype=np.float32).reshape(-1, 3)
+    ids = np.empty(len(uniq), np.int64)
+    dist = np.empty(len(uniq), np.float32)
+    for start in range(0, len(uniq), 4096):  # bounded memory for photos with many colours
+        d2 = ((uniq[start : start + 4096, None, :] - pal[None]) ** 2).sum(-1)
+        ids[start : start + 4096] = d2.argmin(1)
+        dist[start : start + 4096] = np.sqrt(d2.min(1))
+    shape = packed.shape
+    return ids[inverse].reshape(shape), dist[inverse].reshape(shape)
+
+
+def canvas_to_ids(image: np.ndarray | Image.Image, palette: np.ndarray) -> np.ndarray:
+    """A painted canvas (uint8 RGB/RGBA [H,W,3|4] or a PIL image) -> class ids int64 [H,W] by nearest palette colour."""
+    if isinstance(image, Image.Image):
+        image = np.asarray(image.convert("RGB"))
+    image = np.asarray(image)
+    if image.ndim != 3 or image.shape[2] not in (3, 4):
+        raise ValueError(f"canvas: expected an RGB image [H,W,3], got an array of shape {tuple(image.shape)}")
+    return nearest_palette(image, palette)[0]
+
+
+def ids_to_canvas(ids: np.ndarray, palette: np.ndarray) -> np.ndarray:
+    """Class ids [H,W] -> uint8 [H,W,3] colours; ids outside the palette are black."""
+    pal = np.concatenate([np.asarray(palette, np.uint8).reshape(-1, 3), np.zeros((1, 3), np.uint8)])
+    idx = np.asarray(ids).astype(np.int64)
+    idx = np.where((idx >= 0) & (idx < len(pal) - 1), idx, len(pal) - 1)
+    return pal[idx]
+
+
+def resize_ids(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """Class ids [H,W] resized to size=(width, height) by nearest neighbour (no new ids appear)."""
+    w, h = size
+    ids = np.asarray(ids)
+    if ids.shape == (h, w):
+        return ids.astype(np.int64)
+    ys = np.minimum(((np.arange(h) + 0.5) * ids.shape[0] / h).astype(np.int64), ids.shape[0] - 1)
+    xs = np.minimum(((np.arange(w) + 0.5) * ids.shape[1] / w).astype(np.int64), ids.shape[1] - 1)
+    return ids[ys[:, None], xs[None, :]].astype(np.int64)
+
+
+def encode_png_data_url(rgb: np.ndarray) -> str:
+    """uint8 image -> "data:image/png;base64,..." (what the painter exchanges with the server)."""
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(rgb, np.uint8)).save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+
+
+_DATA_URL = re.compile(r"^data:image/(png|webp|jpeg);base64,(.*)$", re.S)
+
+
+def decode_data_url(text: str) -> np.ndarray:
+    """"data:image/png;base64,..." -> uint8 RGB [H,W,3]; ValueError (one line) when it is not such an image."""
+    m = _DATA_URL.match(text or "")
+    if not m:
+        raise ValueError("canvas: not a data:image/png;base64 URL")
+    try:
+        with Image.open(io.BytesIO(base64.b64decode(m.group(2), validate=True))) as im:
+            return np.asarray(im.convert("RGB"))
+    except Exception as e:  # binascii.Error, PIL's errors
+        raise ValueError(f"canvas: the painted image cannot be decoded ({one_line(e)})") from None
+
+
+def painter_message(ids: np.ndarray, palette: np.ndarray, brush_class: int | None = None, seq: int = 0,
+                    note: str = "") -> str:
+    """The painter's value for a label map: JSON {image: PNG data URL of its colours, class, seq, note}."""
+    return json.dumps({"image": encode_png_data_url(ids_to_canvas(ids, palette)), "class": brush_class, "seq": seq,
+                       "note": note})
+
+
+def painter_note(value: str) -> str:
+    """The note a server-made painter value carries (what an upload was read as); "" for painted maps."""
+    try:
+        note = json.loads(value).get("note", "")
+    except (ValueError, AttributeError, TypeError):
+        return ""
+    return note if isinstance(note, str) else ""
+
+
+def parse_painter_message(value: str, palette: np.ndarray) -> tuple[np.ndarray, int | None]:
+    """(class ids [H,W], the class of the last stroke or None) of a painter value (JSON, or a bare data URL)."""
+    value = (value or "").strip()
+    brush = None
+    if value.startswith("{"):
+        try:
+            msg = json.loads(value)
+            url, brush = msg["image"], msg.get("class")
+        except (ValueError, KeyError, TypeError) as e:
+            raise ValueError(f"canvas: not a painter message ({one_line(e)})") from None
+        brush = int(brush) if isinstance(brush, (int, float)) and 0 <= int(brush) < len(palette) else None
+    else:
+        url = value
+    return canvas_to_ids(decode_data_url(url), palette), brush
+
+
+def _label_name(name: str) -> str:
+    return name.split(",")[0].strip().lower()
+
+
+def starting_map(names: list[str], size: tuple[int, int]) -> np.ndarray:
+    """A simple street scene to start from, from the classes the model has (sky, building, sidewalk, road).
+
+    Classes are found by name; a model without any of them starts from one region of class 0.
+    """
+    w, h = size
+    index = {}
+    for k, n in enumerate(names):
+        index.setdefault(_label_name(n), k)
+    bands = [(name, frac) for name, frac in (("sky", 0.35), ("building", 0.25), ("vegetation", 0.0),
+                                             ("sidewalk", 0.08), ("road", 1.0)) if name in index and frac > 0]
+    ids = np.zeros((h, w), np.int64)
+    top = 0
+    for i, (name, frac) in enumerate(bands):
+        bottom = h if i == len(bands) - 1 else min(h, top + max(1, round(frac * h)))
+        ids[top:bottom] = index[name]
+        top = bottom
+    return ids
+
+
+def default_brush_class(names: list[str], start: np.ndarray) -> int:
+    """The class selected when the page opens: a car (or tree, person) if the model has one, else the first class
+    that is not in the starting map."""
+    index = {}
+    for k, n in enumerate(names):
+        index.setdefault(_label_name(n), k)
+    for name in ("car", "tree", "vegetation", "person"):
+        if name in index:
+            return index[name]
+    present = set(int(v) for v in np.unique(start))
+    return next((k for k in range(len(names)) if k not in present), 0)
+
+
+# -- reading uploads ---------------------------------------------------------------------------------------------
+
+
+def _raw_to_channels(raw: np.ndarray, model: DemoModel, what: str) -> np.ndarray:
+    """Raw label values of a file -> the model's class channels, as `lggan generate` maps them; ValueError if any is
+    invalid."""
+    raw = raw.astype(np.int64)
+    spec = model.label_spec
+    if spec is not None:
+        mapped = spec.map_raw(raw)
+        valid_desc = spec.valid_desc
+    else:
+        mapped = np.where((raw >= 0) & (raw < model.num_classes), raw, -1)
+        valid_desc = f"0..{model.num_classes - 1}"
+    bad = mapped < 0
+    if bad.any():
+        values = np.unique(raw[bad])
+        shown = ", ".join(str(int(v)) for v in values[:_MAX_LISTED]) + (", ..." if len(values) > _MAX_LISTED else "")
+        raise ValueError(f"{what}: class ids [{shown}] outside {valid_desc} ({int(bad.sum())} pixels); a class-id map "
+                         f"holds one class id per pixel, a colour map the dataset's class colours")
+    return mapped
+
+
+def _colours_to_channels(rgb: np.ndarray, model: DemoModel, what: str, fallback: bool = False) -> np.ndarray:
+    """A colour label map -> class ids by nearest palette colour; ValueError when it is mostly off the palette."""
+    ids, dist = nearest_palette(rgb, model.palette)
+    off = float((dist > OFF_PALETTE_DISTANCE).mean())
+    if off > OFF_PALETTE_FRACTION:
+        kind = "its palette indices are no valid class ids and " if fallback else ""
+        raise ValueError(f"{what}: {kind}{off:.0%} of its pixels are far from every class colour of the model's "
+                         f"palette; upload a class-id map (single-channel PNG) or a colour map in the palette")
+    return ids
+
+
+def label_from_upload(path: str | os.PathLike, model: DemoModel) -> tuple[np.ndarray, str]:
+    """An uploaded label map -> (class ids int64 [H,W] at the model's canvas size, a note on what was read).
+
+    Single-channel images (L, I;16, I) hold class ids, mapped as `lggan generate` maps label files; so do palette
+    (P) images, by their indices, unless every colour of theirs is exactly a class colour (a colour map). Colour
+    images are read through the palette (nearest class colour); one whose pixels are mostly far from every class
+    colour is refused. Gray RGB images whose values are all valid ids are read as ids. Other sizes are resized
+    (nearest neighbour). Errors are one line naming the file.
+    """
+    path = Path(path)
+    what = f"upload {path.name}"
+    if not path.is_file():
+        raise FileNotFoundError(f"{what}: no such file")
+    if path.stat().st_size == 0:
+        raise ValueError(f"{what}: the file is empty")
+    try:
+        with Image.open(path) as im:
+            if im.width * im.height > MAX_UPLOAD_PIXELS:
+                raise ValueError(f"{what}: {im.width}x{im.height} is too large (at most {MAX_UPLOAD_PIXELS:,} pixels)")
+            arr = np.asarray(im) if im.mode in ("1", "L", "P", "I", "I;16", "I;16B", "I;16L") else \
+                np.asarray(im.convert("RGB"))
+            # A palette image whose indices are no class ids may still be a colour map: its colours are tried then.
+            colours = np.asarray(im.convert("RGB")) if im.mode == "P" else None
+    except ValueError as e:
+        if str(e).startswith(what):
+            raise
+        raise ValueError(f"{what}: not a readable image ({one_line(e)})") from None
+    except Exception as e:  # PIL: UnidentifiedImageError, truncated data, decompression bombs, ...
+        from PIL import UnidentifiedImageError
+
+        why = "not an image format PIL can read" if isinstance(e, UnidentifiedImageError) else one_line(e)
+        raise ValueError(f"{what}: not a readable image ({why})") from None
+    h, w = arr.shape[:2]
+    by_colour = None
+    if colours is not None:
+        by_colour, dist = nearest_palette(colours, model.palette)
+        if float(dist.max()) > 0:
+            by_colour = None
+    if by_colour is not None:  # a palette image whose every colour is exactly a class colour: a colour map
+        ids = by_colour
+        how = "colours through the palette"
+    elif arr.ndim == 2:
+        try:
+            ids = _raw_to_channels(arr, model, what)
+        except ValueError:
+            if colours is None:
+                raise
+            ids = _colours_to_channels(colours, model, what, fallback=True)
+            how = "colours through the palette"
+        else:
+            how = "class ids"
+    elif (arr[..., 0] == arr[..., 1]).all() and (arr[..., 1] == arr[..., 2]).all() and \
+            int(arr[..., 0].max()) < model.num_classes:
+        ids = _raw_to_channels(arr[..., 0], model, what)
+        how = "class ids (gray RGB)"
+    else:
+        ids = _colours_to_channels(arr, model, what)
+        how = "colours through the palette"
+    note = f"read {path.name} ({w}x{h}) as {how}"
+    if (w, h) != model.size:
+        ids = resize_ids(ids, model.size)
+        note += f", resized to {model.size[0]}x{model.size[1]}"
+    return ids, note
+
+
+# -- the model ---------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class DemoModel:
+    """A generator with what the page needs: class names, a paintable palette and the canvas size (width, height)."""
+
+    synth: Any  # lggan.generate.Synthesizer
+    names: list[str]
+    palette: np.ndarray  # distinct_palette of the task's palette, uint8 [C,3]
+    size: tuple[int, int]
+    source: str
+    label_spec: Any = None  # the dataset's raw value -> channel mapping (None: ids are the channels)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.names)
+
+
+def _model_size(cfg: Any) -> tuple[int, int]:
+    w, h = cfg.data.crop_size or cfg.data.load_size
+    return int(w), int(h)
+
+
+def demo_model(synth: Any, source: str = "model", size: tuple[int, int] | None = None) -> DemoModel:
+    """Wraps a Synthesizer; checks with one generation that it turns a label map alone into an image at `size`
+    (default: the size it was trained at)."""
+    from .tasks import make_task
+
+    cfg = synth.cfg
+    task = make_task(cfg)
+    names = [" ".join(re.sub(r"[`${}<>\\]", " ", str(n)).split()) or f"class {k}"
+             for k, n in enumerate(task.class_names)]
+    try:
+        from .data import label_spec_for
+
+        spec = label_spec_for(cfg.data.dataset, cfg.data.num_classes, cfg.data.dontcare)
+    except (ValueError, KeyError):
+        spec = None
+    model = DemoModel(synth, names, distinct_palette(task.palette), _model_size(cfg), str(source), spec)
+    try:
+        synthesize(model, np.zeros(model.size[::-1], np.int64))
+    except ValueError as e:
+        raise ValueError(f"--checkpoint {source}: the demo paints label maps, and this model cannot generate from a "
+                         f"label map alone ({one_line(e)})") from None
+    if size is not None and tuple(size) != model.size:
+        model.size = (int(size[0]), int(size[1]))
+        try:
+            synthesize(model, np.zeros(model.size[::-1], np.int64))
+        except ValueError as e:
+            raise ValueError(f"--size {size[0]}x{size[1]}: {one_line(e)}") from None
+    return model
+
+
+def load_demo_model(checkpoint: str | os.PathLike, device: str = "auto", amp: str = "auto", use_ema: bool = True,
+                    size: tuple[int, int] | None = None) -> DemoModel:
+    """`lggan.load_generator` (a run folder, checkpoint folder or converted .safetensors) wrapped for the page."""
+    from .generate import load_generator
+
+    synth = load_generator(checkpoint, device=device, use_ema=use_ema, amp=amp)
+    return demo_model(synth, str(checkpoint), size)
+
+
+@dataclass
+class DemoResult:
+    """One generation as uint8 images [H,W,3]; the branch images are None for a model without the local generator."""
+
+    image: np.ndarray  # I^C
+    image_global: np.ndarray  # I^G
+    image_local: np.ndarray | None  # I^L
+    weight_global: np.ndarray | None  # W_g (gray)
+    weight_local: np.ndarray | None  # W_l (gray)
+    class_images: dict[int, np.ndarray]  # class id -> I^l of its branch, for the classes present
+    class_captions: dict[int, str]  # class id -> caption (a union branch of model.local_groups names its classes)
+    seconds: float
+
+
+def _rgb(t: Any) -> np.ndarray:
+    from .viz import tensor_to_uint8
+
+    return tensor_to_uint8(t)
+
+
+def _gray(t: Any) -> np.ndarray:
+    w = t[0].detach().float().clamp(0, 1).cpu().numpy()
+    return np.repeat((w * 255.0 + 0.5).astype(np.uint8)[..., None], 3, axis=2)
+
+
+def synthesize(model: DemoModel, ids: np.ndarray) -> DemoResult:
+    """Runs the generator on class ids [H,W] (instance edges, when the model uses them, from the label regions)."""
+    import torch
+
+    from .generate import present_class_images, present_groups
+
+    ids = np.asarray(ids)
+    if ids.ndim != 2:
+        raise ValueError(f"label map: expected class ids [H,W], got shape {tuple(ids.shape)}")
+    label = torch.from_numpy(ids.astype(np.int64))
+    instance = label if model.synth.cfg.data.use_instance else None  # the label regions delimit the instances
+    with model.lock:
+        start = time.perf_counter()
+        out = model.synth(label, instance)
+        seconds = time.perf_counter() - start
+        class_images: dict[int, np.ndarray] = {}
+        captions: dict[int, str] = {}
+        if getattr(out, "class_images", None) is not None:
+            groups = present_groups(label, model.num_classes, out.class_images.num_classes)
+            if groups:
+                images = present_class_images(out.class_images, 0, list(groups))
+                for img, classes in zip(images, groups.values()):
+                    tile = _rgb(img)
+                    for c in classes:
+                        class_images[c] = tile
+                        others = [model.names[o] for o in classes if o != c]
+                        captions[c] = model.names[c] + (f" (branch shared with {len(others)} more)" if others else "")
+    local = out.image_local is not None
+    return DemoResult(
+        image=_rgb(out.image[0]),
+        image_global=_rgb(out.image_global[0]),
+        image_local=_rgb(out.image_local[0]) if local else None,
+        weight_global=_gray(out.weight_global[0]) if out.weight_global is not None else None,
+        weight_local=_gray(out.weight_local[0]) if out.weight_local is not None else None,
+        class_images=class_images,
+        class_captions=captions,
+        seconds=seconds,
+    )
+
+
+def present_classes(ids: np.ndarray, names: list[str]) -> list[tuple[str, int]]:
+    """(label, class id) of each class in the map, largest area first: the choices of the class picker."""
+    values, counts = np.unique(np.asarray(ids), return_counts=True)
+    order = np.argsort(-counts, kind="stable")
+    return [(f"{names[int(v)]} ({int(v)})", int(v)) for v in values[order] if 0 <= v < len(names)]
+
+
+def choose_class(ids: np.ndarray, wanted: int | None, previous: int | None) -> int | None:
+    """The class whose I^l_i is shown: the one just painted, else the one shown before, else the largest."""
+    present = set(int(v) for v in np.unique(ids))
+    for c in (wanted, previous):
+        if c is not None and c in present:
+            return c
+    values, counts = np.unique(ids, return_counts=True)
+    return int(values[counts.argmax()]) if len(values) else None
+
+
+def panels(result: DemoResult, ids: np.ndarray, model: DemoModel) -> list[tuple[str, np.ndarray]]:
+    """(caption, image) of what the page shows: label map, I^G, I^L, W_g, W_l, I^C (branches only when present)."""
+    out = [("label map", ids_to_canvas(ids, model.palette)), ("I^G global", result.image_global)]
+    for caption, img in (("I^L local", result.image_local), ("W_g", result.weight_global),
+                         ("W_l", result.weight_local)):
+        if img is not None:
+            out.append((caption, img))
+    out.append(("I^C final", result.image))
+    return out
+
+
+def write_downloads(result: DemoResult, ids: np.ndarray, model: DemoModel, folder: str | os.PathLike
+                    ) -> tuple[Path, Path]:
+    """Writes the result PNG (I^C) and a ZIP with every panel, the class-image grid and the label map (class ids and
+    colours) into `folder`; returns (png, zip)."""
+    from .viz import captioned_grid, image_strip
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    png = folder / "lggan_result.png"
+    Image.fromarray(result.image).save(png, format="PNG")
+    files: dict[str, np.ndarray] = {"result.png": result.image, "global.png": result.image_global,
+                                    "label_colors.png": ids_to_canvas(ids, model.palette)}
+    for name, img in (("local.png", result.image_local), ("weight_global.png", result.weight_global),
+                      ("weight_local.png", result.weight_local)):
+        if img is not None:
+            files[name] = img
+    shown = panels(result, ids, model)
+    files["panels.png"] = captioned_grid([p for _, p in shown], [c for c, _ in shown]) if len(shown) > 1 else \
+        image_strip([p for _, p in shown])
+    if result.class_images:
+        seen: dict[int, int] = {}
+        tiles, captions = [], []
+        for c, tile in result.class_images.items():
+            if id(tile) in seen:
+                continue
+            seen[id(tile)] = c
+            tiles.append(tile)
+            captions.append(result.class_captions[c])
+        files["classes.png"] = captioned_grid(tiles, captions)
+    archive = folder / "lggan_result.zip"
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        for name, img in files.items():
+            buf = io.BytesIO()
+            Image.fromarray(img).save(buf, format="PNG")
+            zf.writestr(name, buf.getvalue())
+        ids_img = ids.astype(np.uint8 if model.num_classes <= 256 else np.uint16)
+        buf = io.BytesIO()
+        Image.fromarray(ids_img).save(buf, format="PNG")
+        zf.writestr("label_ids.png", buf.getvalue())
+        zf.writestr("classes.json", json.dumps({"checkpoint": model.source, "classes": model.names,
+                                                "palette": model.palette.tolist()}, indent=1))
+    return png, archive
+
+
+# -- the page ----------------------------------------------------------------------------------------------------
+
+_PAINTER_TEMPLATE = """
+<div class="lg-painter">
+  <div class="lg-tools">
+    <button type="button" class="lg-tool" data-tool="brush" title="Paint with the selected class">Brush</button>
+    <button type="button" class="lg-tool" data-tool="fill"
+            title="Fill the connected region under the pointer with the selected class">Fill</button>
+    <label class="lg-size-label">Size <input type="range" class="lg-size" min="1" max="${max_brush}"
+           value="${brush}"> <span class="lg-size-value">${brush}</span></label>
+    <button type="button" class="lg-undo" title="Undo the last stroke, fill, clear or upload">Undo</button>
+    <button type="button" class="lg-clear" title="Fill the whole map with the selected class">Clear</button>
+    <span class="lg-current" title="selected class"><span class="lg-swatch lg-current-swatch"></span>
+      <span class="lg-current-name"></span></span>
+  </div>
+  <div class="lg-body">
+    <canvas class="lg-canvas" width="${width}" height="${height}"></canvas>
+    <div class="lg-classes">
+      <input type="search" class="lg-filter" placeholder="find a class">
+      <div class="lg-class-list">
+        {{#each classes}}<button type="button" class="lg-class" data-class="{{this.id}}"
+          title="class {{this.id}}: {{this.name}} {{this.hex}}"><span class="lg-swatch"
+          style="background:{{this.hex}}"></span><span class="lg-class-name">{{this.name}}</span></button>{{/each}}
+      </div>
+    </div>
+  </div>
+</div>
+"""
+
+_PAINTER_CSS = """
+.lg-painter { display: flex; flex-direction: column; gap: 6px; user-select: none; }
+.lg-tools { display: flex; flex-wrap: wrap; align-items: center; gap: 6px; }
+.lg-tools button { padding: 2px 10px; border: 1px solid #999; border-radius: 4px; background: #f4f4f4;
+  cursor: pointer; color: #222; }
+.lg-tools button.lg-active { background: #2b6cb0; color: #fff; border-color: #2b6cb0; }
+.lg-size-label { display: flex; align-items: center; gap: 4px; margin: 0 6px; }
+.lg-body { display: flex; gap: 8px; align-items: flex-start; }
+.lg-canvas { flex: 1 1 auto; min-width: 0; width: 100%; height: auto; image-rendering: pixelated;
+  cursor: crosshair; border: 1px solid #999; touch-action: none; }
+.lg-classes { flex: 0 0 190px; display: flex; flex-direction: column; gap: 4px; }
+.lg-filter { width: 100%; box-sizing: border-box; }
+.lg-class-list { max-height: 360px; overflow-y: auto; display: flex; flex-direction: column; gap: 1px; }
+.lg-class { display: flex; align-items: center; gap: 6px; padding: 1px 4px; border: 1px solid transparent;
+  background: none; cursor: pointer; text-align: left; font-size: 13px; color: inherit; }
+.lg-class.lg-active { border-color: #2b6cb0; background: rgba(43, 108, 176, 0.15); }
+.lg-swatch { display: inline-block; width: 14px; height: 14px; border: 1px solid #555; flex: 0 0 14px; }
+.lg-current { display: flex; align-items: center; gap: 4px; font-weight: 600; }
+"""
+
+# The painter: a canvas of the model's size holding class ids, drawn with exact palette colours (no anti-aliasing,
+# so the colours read back to ids exactly). Each stroke, fill, clear or undo sends the map to the server as
+# props.value (a JSON message with a PNG data URL); a value set by the server (an upload) is loaded onto the canvas.
+_PAINTER_JS = r"""
+const W = props.width, H = props.height, colors = props.colors;
+const canvas = element.querySelector('.lg-canvas');
+const ctx = canvas.getContext('2d', {willReadFrequently: true});
+const ids = new Int32Array(W * H);
+const pixels = ctx.createImageData(W, H);
+const lookup = new Map();
+colors.forEach((c, i) => { const k = (c[0] << 16) | (c[1] << 8) | c[2]; if (!lookup.has(k)) lookup.set(k, i); });
+const state = {cls: props.brush_class, tool: 'brush', size: props.brush, undo: [], sent: null, seen: null, seq: 0,
+               drawing: false, last: null};
+const q = (sel) => element.querySelector(sel);
+function refresh() {
+  element.querySelectorAll('.lg-tool').forEach(b => b.classList.toggle('lg-active', b.dataset.tool === state.tool));
+  element.querySelectorAll('.lg-class').forEach(b => b.classList.toggle('lg-active', +b.dataset.class === state.cls));
+  const c = colors[state.cls];
+  q('.lg-current-swatch').style.background = `rgb(${c[0]},${c[1]},${c[2]})`;
+  q('.lg-current-name').textContent = props.names[state.cls];
+  q('.lg-size').value = state.size;
+  q('.lg-size-value').textContent = state.size;
+  element.dataset.lgClass = state.cls;
+}
+function render() {
+  const d = pixels.data;
+  for (let i = 0; i < W * H; i++) {
+    const c = colors[ids[i]];
+    d[4 * i] = c[0]; d[4 * i + 1] = c[1]; d[4 * i + 2] = c[2]; d[4 * i + 3] = 255;
+  }
+  ctx.putImageData(pixels, 0, 0);
+}
+function send() {
+  render();
+  const v = JSON.stringify({image: canvas.toDataURL('image/png'), class: state.cls, seq: ++state.seq});
+  state.sent = v; state.seen = v;
+  props.value = v;  // the server's change listener runs the generator
+}
+function remember() {
+  state.undo.push(ids.slice());
+  if (state.undo.length > 50) state.undo.shift();
+}
+function nearest(r, g, b) {
+  let best = 0, bd = Infinity;
+  colors.forEach((c, i) => {
+    const d = (c[0] - r) ** 2 + (c[1] - g) ** 2 + (c[2] - b) ** 2;
+    if (d < bd) { bd = d; best = i; }
+  });
+  return best;
+}
+function load(value, undoable) {
+  let url = value;
+  try { const m = JSON.parse(value); url = m.image; } catch (e) {}
+  if (!url) return;
+  const im = new Image();
+  im.onload = () => {
+    const t = document.createElement('canvas'); t.width = W; t.height = H;
+    const tc = t.getContext('2d', {willReadFrequently: true});
+    tc.imageSmoothingEnabled = false;
+    tc.drawImage(im, 0, 0, W, H);
+    const d = tc.getImageData(0, 0, W, H).data;
+    if (undoable) remember();
+    for (let i = 0; i < W * H; i++) {
+      const k = (d[4 * i] << 16) | (d[4 * i + 1] << 8) | d[4 * i + 2];
+      const id = lookup.get(k);
+      ids[i] = id === undefined ? nearest(d[4 * i], d[4 * i + 1], d[4 * i + 2]) : id;
+    }
+    render(); refresh();
+    element.dataset.lgReady = '1';
+  };
+  im.src = url;
+}
+function at(e) {
+  const r = canvas.getBoundingClientRect();
+  return [(e.clientX - r.left) / r.width * W, (e.clientY - r.top) / r.height * H];
+}
+function dab(x, y) {
+  const rad = state.size / 2;
+  const x0 = Math.max(0, Math.floor(x - rad)), x1 = Math.min(W - 1, Math.ceil(x + rad));
+  const y0 = Math.max(0, Math.floor(y - rad)), y1 = Math.min(H - 1, Math.ceil(y + rad));
+  for (let py = y0; py <= y1; py++) for (let px = x0; px <= x1; px++) {
+    const dx = px + 0.5 - x, dy = py + 0.5 - y;
+    if (dx * dx + dy * dy <= rad * rad) ids[py * W + px] = state.cls;
+  }
+  const cx = Math.floor(x), cy = Math.floor(y);
+  if (cx >= 0 && cx < W && cy >= 0 && cy < H) ids[cy * W + cx] = state.cls;
+}
+function line(a, b) {
+  const dist = Math.hypot(b[0] - a[0], b[1] - a[1]);
+  const steps = Math.max(1, Math.ceil(dist / Math.max(0.5, state.size / 4)));
+  for (let s = 1; s <= steps; s++) dab(a[0] + (b[0] - a[0]) * s / steps, a[1] + (b[1] - a[1]) * s / steps);
+}
+function fill(x, y) {
+  x = Math.floor(x); y = Math.floor(y);
+  if (x < 0 || x >= W || y < 0 || y >= H) return false;
+  const from = ids[y * W + x], to = state.cls;
+  if (from === to) return false;
+  const stack = [y * W + x];
+  while (stack.length) {
+    const i = stack.pop();
+    if (ids[i] !== from) continue;
+    ids[i] = to;
+    const px = i % W;
+    if (px > 0) stack.push(i - 1);
+    if (px < W - 1) stack.push(i + 1);
+    if (i >= W) stack.push(i - W);
+    if (i < W * (H - 1)) stack.push(i + W);
+  }
+  return true;
+}
+canvas.addEventListener('pointerdown', (e) => {
+  if (e.button !== 0) return;
+  e.preventDefault();
+  const p = at(e);
+  if (state.tool === 'fill') {
+    const before = ids.slice();
+    if (fill(p[0], p[1])) { state.undo.push(before); if (state.undo.length > 50) state.undo.shift(); send(); }
+    return;
+  }
+  remember();
+  canvas.setPointerCapture(e.pointerId);
+  state.drawing = true; state.last = p;
+  dab(p[0], p[1]); render();
+});
+canvas.addEventListener('pointermove', (e) => {
+  if (!state.drawing) return;
+  const p = at(e);
+  line(state.last, p); state.last = p; render();
+});
+const end = (e) => {
+  if (!state.drawing) return;
+  state.drawing = false;
+  try { canvas.releasePointerCapture(e.pointerId); } catch (err) {}
+  send();
+};
+canvas.addEventListener('pointerup', end);
+canvas.addEventListener('pointercancel', end);
+element.addEventListener('click', (e) => {
+  const tool = e.target.closest('.lg-tool');
+  if (tool) { state.tool = tool.dataset.tool; refresh(); return; }
+  const cls = e.target.closest('.lg-class');
+  if (cls) { state.cls = +cls.dataset.class; refresh(); return; }
+  if (e.target.closest('.lg-undo')) {
+    if (state.undo.length) { ids.set(state.undo.pop()); send(); }
+    return;
+  }
+  if (e.target.closest('.lg-clear')) { remember(); ids.fill(state.cls); send(); }
+});
+element.addEventListener('input', (e) => {
+  if (e.target.classList.contains('lg-size')) { state.size = +e.target.value; refresh(); }
+  if (e.target.classList.contains('lg-filter')) {
+    const f = e.target.value.trim().toLowerCase();
+    element.querySelectorAll('.lg-class').forEach(b => {
+      b.style.display = (!f || b.textContent.toLowerCase().includes(f) || b.dataset.class === f) ? '' : 'none';
+    });
+  }
+});
+// A value from the server (an upload) is drawn onto the canvas; the painter's own values are not reloaded.
+const fromServer = () => {
+  const v = props.value;
+  if (v === state.seen) { render(); refresh(); return; }
+  state.seen = v;
+  if (v !== state.sent) load(v, true);
+};
+if (typeof watch === 'function') watch('value', fromServer);
+else setInterval(() => { if (props.value !== state.seen) fromServer(); }, 200);
+state.seen = props.value;
+load(props.value, false);
+refresh();
+"""
+
+_PAGE_CSS = """
+.lggan-out img { image-rendering: pixelated; object-fit: contain !important; }
+#lggan-status p { margin: 0; }
+"""
+
+
+def _hex(colour: np.ndarray) -> str:
+    return "#" + "".join(f"{int(v):02x}" for v in colour)
+
+
+def build_app(model: DemoModel, workdir: str | os.PathLike | None = None, brush: int | None = None) -> Any:
+    """The Gradio page (a gr.Blocks) for `model`; launch it with `serve`. Needs gradio (pip install -e ".[demo]").
+
+    workdir: where the download files go (default: a new temp folder, `app.lggan_workdir`); brush: the starting
+    brush diameter in label-map pixels (default: a tenth of the shorter side).
+    """
+    import gradio as gr
+
+    workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="lggan-demo-"))
+    workdir.mkdir(parents=True, exist_ok=True)
+    counter = {"n": 0}
+    counter_lock = threading.Lock()
+    w, h = model.size
+    brush = max(2, round(min(w, h) / 10)) if brush is None else brush
+    start_ids = starting_map(model.names, model.size)
+    start_class = choose_class(start_ids, None, None)
+    brush_class = default_brush_class(model.names, start_ids)
+    classes = [{"id": k, "name": n, "hex": _hex(model.palette[k])} for k, n in enumerate(model.names)]
+    device = f"{model.synth.device}" + (" bf16" if model.synth.plan.autocast_dtype is not None else " fp32")
+
+    def _outdir() -> Path:
+        with counter_lock:
+            counter["n"] += 1
+            n = counter["n"]
+        for old in sorted(workdir.glob("gen-*"))[:-KEEP_DOWNLOADS]:
+            shutil.rmtree(old, ignore_errors=True)
+        return workdir / f"gen-{n:08d}"
+
+    def generate(value: str, shown: int | None):
+        try:
+            ids, painted = parse_painter_message(value, model.palette)
+            if ids.shape != (h, w):
+                ids = resize_ids(ids, (w, h))
+            result = synthesize(model, ids)
+            png, archive = write_downloads(result, ids, model, _outdir())
+        except (ValueError, OSError, RuntimeError) as e:
+            raise gr.Error(one_line(e)) from None
+        chosen = choose_class(ids, painted, shown)
+        choices = present_classes(ids, model.names)
+        note = painter_note(value)
+        status = (f"{note + '; ' if note else ''}{w}x{h} label map with {len(choices)} classes -> generated in "
+                  f"{result.seconds * 1000:.0f} ms on {device}")
+        return (result.image, result.image_global, result.image_local, result.weight_global, result.weight_local,
+                gr.Dropdown(choices=choices, value=chosen), result.class_images.get(chosen) if chosen is not None
+                else None, {"images": result.class_images, "captions": result.class_captions}, status,
+                gr.DownloadButton(value=str(png)), gr.DownloadButton(value=str(archive)))
+
+    def show_class(chosen: int | None, store: dict | None):
+        if chosen is None or not store:
+            return None
+        return store["images"].get(int(chosen))
+
+    def upload(file: Any):
+        path = getattr(file, "name", file)
+        try:
+            ids, note = label_from_upload(path, model)
+        except (ValueError, OSError) as e:
+            raise gr.Error(one_line(e)) from None
+        return painter_message(ids, model.palette, None, int(time.time() * 1000), note)
+
+    with gr.Blocks(title="LGGAN demo", analytics_enabled=False) as app:
+        gr.Markdown(f"## LGGAN: paint a label map, get a photo\nModel `{model.source}`: {model.num_classes} classes, "
+                    f"{w}x{h}. Pick a class on the right of the canvas, paint (brush or fill), or upload a label map "
+                    "(class ids, or a colour map in the palette). Every stroke regenerates the image.")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3):
+                painter = gr.HTML(
+                    painter_message(start_ids, model.palette, None, 0), html_template=_PAINTER_TEMPLATE,
+                    css_template=_PAINTER_CSS, js_on_load=_PAINTER_JS, elem_id="lggan-painter", width=w, height=h,
+                    colors=model.palette.tolist(), names=model.names, classes=classes, brush=int(brush),
+                    max_brush=max(8, min(w, h) // 2), brush_class=brush_class, apply_default_css=False)
+                with gr.Row():
+                    up = gr.UploadButton("Upload a label map", file_types=["image"], file_count="single",
+                                         elem_id="lggan-upload", size="sm")
+                    dl_png = gr.DownloadButton("Download I^C (PNG)", elem_id="lggan-download", size="sm")
+                    dl_zip = gr.DownloadButton("Download everything (ZIP)", elem_id="lggan-download-zip", size="sm")
+                status = gr.Markdown("loading the model's first image ...", elem_id="lggan-status")
+            with gr.Column(scale=2):
+                out_c = gr.Image(label="I^C: final image", format="png", interactive=False, elem_id="lggan-result",
+                                 elem_classes=["lggan-out"], buttons=["download", "fullscreen"], height=320)
+        with gr.Row():
+            out_g = gr.Image(label="I^G: global generator", format="png", interactive=False,
+                             elem_id="lggan-global", elem_classes=["lggan-out"], buttons=["download"],
+                             height=170)
+            out_l = gr.Image(label="I^L: local generator", format="png", interactive=False,
+                             elem_id="lggan-local", elem_classes=["lggan-out"], buttons=["download"],
+                             height=170)
+            out_wg = gr.Image(label="W_g: global weight map", format="png", interactive=False,
+                              elem_id="lggan-weight-global", elem_classes=["lggan-out"], buttons=["download"],
+                             height=170)
+            out_wl = gr.Image(label="W_l: local weight map", format="png", interactive=False,
+                              elem_id="lggan-weight-local", elem_classes=["lggan-out"], buttons=["download"],
+                             height=170)
+            with gr.Column(min_width=160):
+                pick = gr.Dropdown(label="class i", choices=present_classes(start_ids, model.names),
+                                   value=start_class, elem_id="lggan-class-pick", interactive=True)
+                out_ci = gr.Image(label="I^l_i: class-specific image", format="png", interactive=False,
+                                  elem_id="lggan-class-image", elem_classes=["lggan-out"], buttons=["download"],
+                             height=170)
+        store = gr.State({})
+        outputs = [out_c, out_g, out_l, out_wg, out_wl, pick, out_ci, store, status, dl_png, dl_zip]
+        painter.change(generate, [painter, pick], outputs, trigger_mode="always_last", show_progress="full",
+                       show_progress_on=[out_c])
+        app.load(generate, [painter, pick], outputs, show_progress="full", show_progress_on=[out_c])
+        pick.input(show_class, [pick, store], [out_ci], show_progress="hidden")
+        up.upload(upload, [up], [painter], show_progress="hidden")
+    app.lggan_workdir = workdir
+    return app
+
+
+def serve(app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, share: bool = False, block: bool = True,
+          quiet: bool = True) -> str:
+    """Launches the page and returns its local URL; with block=False the server runs in a thread (app.close() stops
+    it). A port that cannot be bound is a one-line OSError naming --port."""
+    try:
+        app.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block, quiet=quiet,
+                   css=_PAGE_CSS, ssr_mode=False, inbrowser=False, footer_links=[], max_file_size="64mb",
+                   allowed_paths=[str(getattr(app, "lggan_workdir", tempfile.gettempdir()))])
+    except OSError as e:
+        raise OSError(f"--port {port}: cannot listen on {host}:{port}, the port is in use or not allowed "
+                      f"({one_line(e).split('. ')[0]}); choose another with --port") from None
+    return getattr(app, "local_url", None) or f"http://{host}:{port}/"
+
+
+# -- command line ------------------------------------------------------------------------------------------------
+
+
+def _size_arg(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 128x64, got {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return w, h
+
+
+def add_demo_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--checkpoint", default=None,
+                   help=f"run folder, checkpoint folder or converted official .safetensors file (default: "
+                        f"{DEFAULT_RUN.as_posix()}, what `lggan train` writes)")
+    p.add_argument("--host", default=DEFAULT_HOST,
+                   help="address to listen on (0.0.0.0 makes the page reachable from other machines)")
+    p.add_argument("--port", type=int, default=DEFAULT_PORT)
+    p.add_argument("--share", action="store_true", help="also make a public Gradio share link (off by default)")
+    p.add_argument("--size", type=_size_arg, default=None,
+                   help="canvas size WIDTHxHEIGHT (default: the size the model was trained at)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    p.add_argument("--amp", choices=["auto", "bf16", "off"], default="auto",
+                   help="auto: bf16 where the device has it natively, else fp32")
+    p.add_argument("--no-ema", action="store_true", help="use the raw generator even if an EMA copy exists")
+
+
+def resolve_checkpoint(checkpoint: str | None) -> Path:
+    """--checkpoint, or the default run folder; a one-line error when neither is there."""
+    if checkpoint:
+        return Path(checkpoint)
+    if DEFAULT_RUN.exists():
+        return DEFAULT_RUN
+    raise FileNotFoundError(f"--checkpoint: not given and there is no {DEFAULT_RUN.as_posix()} here (the default run "
+                            f"folder); train one first with `lggan train`, or pass --checkpoint RUN_FOLDER or a "
+                            f"converted .safetensors file")
+
+
+def demo_cli(args: argparse.Namespace) -> None:
+    """`lggan demo`: loads the model, builds the page and serves it until Ctrl-C."""
+    import importlib.util
+
+    checkpoint = resolve_checkpoint(args.checkpoint)
+    if not checkpoint.exists():
+        raise FileNotFoundError(f"--checkpoint {checkpoint}: no such run folder, checkpoint folder or .safetensors "
+                                "file")
+    if importlib.util.find_spec("gradio") is None:
+        raise RuntimeError('the demo needs Gradio, which is not installed: pip install -e ".[demo]"')
+    if not 1 <= args.port <= 65535:
+        raise ValueError(f"--port {args.port}: must be in 1..65535")
+    model = load_demo_model(checkpoint, device=args.device, amp=args.amp, use_ema=not args.no_ema, size=args.size)
+    app = build_app(model)
+    w, h = model.size
+    try:
+        url = serve(app, args.host, args.port, args.share, block=False, quiet=True)
+        share = f", shared at {app.share_url}" if getattr(app, "share_url", None) else ""
+        print(f"lggan demo: serving {checkpoint} ({model.num_classes} classes, {w}x{h}) at {url}{share}; Ctrl-C "
+              f"stops it", flush=True)
+        try:
+            while getattr(app, "is_running", True):
+                time.sleep(0.2)
+        except KeyboardInterrupt:
+            print("lggan demo: stopped", flush=True)
+    finally:
+        app.close()
+        shutil.rmtree(app.lggan_workdir, ignore_errors=True)
