@@ -25,3 +25,19 @@ def pytest_collection_modifyitems(config, items):
 def _deterministic_seed():
     torch.manual_seed(0)
     yield
+
+
+@pytest.fixture(scope="module")
+def semantic_model(tmp_path_factory):
+    """A tiny random synth-preset generator file (tests/tiny.py)."""
+    from tiny import SEMANTIC, model_file
+
+    return model_file(tmp_path_factory.mktemp("model"), "synth", SEMANTIC)
+
+
+@pytest.fixture(scope="module")
+def crossview_model(tmp_path_factory):
+    """A tiny random synth-views generator file (tests/tiny.py)."""
+    from tiny import CROSSVIEW, model_file
+
+    return model_file(tmp_path_factory.mktemp("model"), "synth-views", CROSSVIEW)

@@ -1,7 +1,6 @@
 """`lggan ablation`, metrics during training (train.eval_every) and the time budget (train.max_seconds)."""
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -11,15 +10,9 @@ from PIL import Image
 from lggan import checkpoint as ckpt
 from lggan.ablation import SMALL_CLASSES, Budget, parse_budget, study_markdown
 from lggan.cli import main
-from lggan.config import ABLATION_VARIANTS, ablation_variant, apply_overrides, config_changes, get_preset
+from lggan.config import ABLATION_VARIANTS, ablation_variant, config_changes, get_preset
 from lggan.train import train
-
-TINY = [
-    "data.load_size=64x32", "model.ngf=4", "model.ndf=8", "model.spade_hidden=8", "model.num_res_blocks=1",
-    "train.batch_size=2", "data.num_workers=0", "train.progress=false", "train.log_every=1",
-    "train.sample_every=1000", "train.checkpoint_every=1000", "train.epochs_const=100",
-]
-
+from test_train import read_log, tiny_cfg
 
 @pytest.fixture(scope="module")
 def city_and_segmenter(tmp_path_factory):
@@ -32,16 +25,6 @@ def city_and_segmenter(tmp_path_factory):
     assert main(["train-segmenter", "--data", str(city), "--dataset", "cityscapes", "--out", str(seg),
                  "--iterations", "6", "--batch-size", "2", "--width", "4", "--device", "cpu"]) == 0
     return city, seg
-
-
-def tiny_cfg(city, *extra):
-    cfg = apply_overrides(get_preset("synth"), TINY + list(extra))
-    cfg.data.root = str(city)
-    return cfg
-
-
-def read_log(run):
-    return [json.loads(line) for line in (Path(run) / "log.jsonl").read_text().splitlines()]
 
 
 @pytest.mark.parametrize("text, kind, amount", [

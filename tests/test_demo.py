@@ -1,7 +1,6 @@
 """`lggan demo`'s page logic, called directly (no Gradio, no browser): palette, painting, uploads, generation."""
 
 import io
-import json
 import time
 import zipfile
 from pathlib import Path
@@ -10,34 +9,23 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import save_file
 
 from lggan.cli import main
-from lggan.config import apply_overrides, get_preset
+from lggan.config import get_preset
 from lggan.demo import (DEFAULT_RUN, canvas_to_ids, demo_model, distinct_palette, ids_to_canvas, label_from_upload,
                         load_demo_model, painter_message, painter_note, parse_painter_message, present_classes,
                         resize_ids, starting_map, synthesize, write_downloads)
 from lggan.generate import Synthesizer
 from lggan.tasks import make_task
+from tiny import SEMANTIC as TINY
+from tiny import model_file as _model_file
 
-TINY = ["data.load_size=64x32", "model.ngf=4", "model.spade_hidden=8", "model.num_res_blocks=1"]
 ROAD, SIDEWALK, BUILDING, SKY, PERSON, CAR, LICENSE_PLATE = 7, 8, 11, 23, 24, 26, 34
 
 
-def _model_file(folder: Path, preset: str, overrides: list[str]) -> Path:
-    """A randomly initialised generator saved like a converted official file (weights + config sidecar)."""
-    cfg = apply_overrides(get_preset(preset), overrides)
-    torch.manual_seed(0)
-    G = make_task(cfg).build_generator()
-    path = folder / f"{preset}.safetensors"
-    save_file({k: v.contiguous() for k, v in G.state_dict().items()}, str(path))
-    path.with_suffix(".json").write_text(json.dumps({"config": cfg.to_dict()}))
-    return path
-
-
 @pytest.fixture(scope="module")
-def model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _model_file(tmp_path_factory.mktemp("model"), "synth", TINY)
+def model_file(semantic_model: Path) -> Path:
+    return semantic_model
 
 
 @pytest.fixture(scope="module")

@@ -7,7 +7,6 @@ LGGAN_SAVE_SCREENSHOT=1 writes the screenshot to docs/demo_screenshot.png (else 
 
 import importlib
 import io
-import json
 import os
 import shutil
 import socket
@@ -15,7 +14,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
 
 CHROMIUM = os.environ.get("LGGAN_CHROMIUM", "/usr/bin/chromium")
@@ -51,18 +49,9 @@ CANVAS_PIXELS = """() => {
 
 
 def _tiny_model_file(folder: Path) -> Path:
-    from safetensors.torch import save_file
+    from tiny import model_file
 
-    from lggan.config import apply_overrides, get_preset
-    from lggan.tasks import make_task
-
-    cfg = apply_overrides(get_preset("synth"), TINY)
-    torch.manual_seed(0)
-    G = make_task(cfg).build_generator()
-    path = folder / "tiny.safetensors"
-    save_file({k: v.contiguous() for k, v in G.state_dict().items()}, str(path))
-    path.with_suffix(".json").write_text(json.dumps({"config": cfg.to_dict()}))
-    return path
+    return model_file(folder, "synth", TINY, name="tiny")
 
 
 def _free_port() -> int:

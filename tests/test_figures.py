@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from test_generate_safety import CROSSVIEW, SEMANTIC, _label_maps, _model_file
+from test_generate_safety import _label_maps
+from tiny import SEMANTIC
+from tiny import model_file as _model_file
 
 from lggan.cli import build_parser, main
 from lggan.config import apply_overrides, get_preset
@@ -27,16 +29,6 @@ from lggan.metrics.files import load_image_uint8, load_label_map, uint8_to_unit
 from lggan.metrics.segmenter import CompactSegmenter, save_segmenter
 from lggan.tasks import make_task
 from lggan.viz import caption_height, captioned_grid, grid_layout, strip_panels, tensor_to_uint8
-
-
-@pytest.fixture(scope="module")
-def semantic_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _model_file(tmp_path_factory.mktemp("model"), "synth", SEMANTIC)
-
-
-@pytest.fixture(scope="module")
-def crossview_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _model_file(tmp_path_factory.mktemp("model"), "synth-views", CROSSVIEW)
 
 
 def _tiles(grid: np.ndarray, count: int, h: int, w: int) -> list[np.ndarray]:

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from safetensors.torch import save_file
 
 from lggan.cli import build_parser, main
 from lggan.config import apply_overrides, get_preset
@@ -17,7 +16,6 @@ from lggan.data import CustomDataset, DatasetError
 from lggan.data.cityscapes import cityscapes_label_spec
 from lggan.data.palette import (
     LABEL_PALETTE_NAMES,
-    LabelPalette,
     builtin_label_palette,
     load_label_palette_json,
     resolve_label_palette,
@@ -28,8 +26,7 @@ from lggan.tasks import make_task
 # torch.jit.load (of the TorchScript files `lggan export` writes) warns that TorchScript is deprecated in torch 2.10+.
 pytestmark = pytest.mark.filterwarnings("ignore:`torch.jit:FutureWarning")
 
-SEMANTIC = ["data.load_size=64x32", "model.ngf=4", "model.spade_hidden=8", "model.num_res_blocks=1"]
-CROSSVIEW = ["data.load_size=36x36", "data.crop_size=32x32", "model.ngf=4", "model.num_res_blocks=1"]
+from tiny import CROSSVIEW, SEMANTIC, save_model_file  # noqa: E402
 # Few classes keep the dense export graph (one conv per class) small.
 FEW_CLASSES = ["data.dataset=custom", "data.num_classes=5", "data.use_instance=true", *SEMANTIC]
 CITY_PALETTE = cityscapes_label_spec().palette  # colour of each label id (= channel)
@@ -49,10 +46,7 @@ def _build(preset: str, overrides: list[str], seed: int = 0):
 def _model_file(folder: Path, preset: str, overrides: list[str]) -> Path:
     """Weights + config sidecar, as `lggan convert-official` writes them."""
     cfg, G = _build(preset, overrides)
-    path = folder / f"{preset}.safetensors"
-    save_file({k: v.contiguous() for k, v in G.state_dict().items()}, str(path))
-    path.with_suffix(".json").write_text(json.dumps({"config": cfg.to_dict()}))
-    return path
+    return save_model_file(folder, preset, cfg, G)
 
 
 @pytest.fixture(scope="module")

@@ -1,43 +1,14 @@
 """`lggan generate` never destroys inputs or existing files, and every image it reports is a complete file."""
 
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-from safetensors.torch import save_file
 
 from lggan.cli import main
-from lggan.config import apply_overrides, get_preset
 from lggan.generate import generate_folder
-from lggan.tasks import make_task
-
-SEMANTIC = ["data.load_size=64x32", "model.ngf=4", "model.spade_hidden=8", "model.num_res_blocks=1"]
-CROSSVIEW = ["data.load_size=36x36", "data.crop_size=32x32", "model.ngf=4", "model.num_res_blocks=1"]
-
-
-def _model_file(folder: Path, preset: str, overrides: list[str]) -> Path:
-    """A randomly initialised generator saved like a converted official file (weights + config sidecar)."""
-    cfg = apply_overrides(get_preset(preset), overrides)
-    torch.manual_seed(0)
-    G = make_task(cfg).build_generator()
-    path = folder / f"{preset}.safetensors"
-    save_file({k: v.contiguous() for k, v in G.state_dict().items()}, str(path))
-    path.with_suffix(".json").write_text(json.dumps({"config": cfg.to_dict()}))
-    return path
-
-
-@pytest.fixture(scope="module")
-def semantic_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _model_file(tmp_path_factory.mktemp("model"), "synth", SEMANTIC)
-
-
-@pytest.fixture(scope="module")
-def crossview_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _model_file(tmp_path_factory.mktemp("model"), "synth-views", CROSSVIEW)
 
 
 def _label_maps(folder: Path, names: list[str]) -> Path:

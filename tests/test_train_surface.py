@@ -20,6 +20,8 @@ from lggan import train as T
 from lggan.cli import _config_from_args, _Formatter, build_parser, main
 from lggan.config import Config, apply_config_file, apply_overrides, get_preset
 from lggan.tasks import make_task
+from test_train import city  # noqa: F401  (the shared tiny city fixture)
+from test_train import tiny_cfg as train_tiny_cfg
 
 TINY = [
     "data.load_size=64x32", "model.ngf=4", "model.ndf=8", "model.spade_hidden=8", "model.num_res_blocks=1",
@@ -47,19 +49,8 @@ class FakeSummaryWriter:
         pass
 
 
-@pytest.fixture(scope="module")
-def city(tmp_path_factory):
-    from lggan.data.synthetic import generate_synth_city
-
-    root = tmp_path_factory.mktemp("city") / "synth"
-    generate_synth_city(root, num_train=6, num_val=2, size=(64, 32), seed=3, progress=False)
-    return root
-
-
 def tiny_cfg(city, *extra):
-    cfg = apply_overrides(get_preset("synth"), TINY + list(extra))
-    cfg.data.root = str(city)
-    return cfg
+    return train_tiny_cfg(city, *(TINY + list(extra)))
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,7 @@ import traceback
 import warnings
 from pathlib import Path
 
-from .config import CROSSVIEW_DATASETS, SEMANTIC_DATASETS, InferenceAmpMode, choices
+from .config import CROSSVIEW_DATASETS, SEMANTIC_DATASETS, InferenceAmpMode, choices, size_arg
 
 # `data inspect` also takes the released cross-view datasets by name (same 6/4-panel format as "crossview").
 CROSSVIEW_FORMATS = CROSSVIEW_DATASETS + ("dayton", "cvusa")
@@ -33,16 +33,6 @@ class _Formatter(argparse.ArgumentDefaultsHelpFormatter, argparse.RawDescription
             action = copy.copy(action)
             action.help = "(default: %(default)s)"
         super().add_argument(action)
-
-
-def _size(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 256x128, got {text!r}") from None
-    if w < 1 or h < 1:
-        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
-    return w, h
 
 
 # -- data ----------------------------------------------------------------------------------------------------
@@ -290,7 +280,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", help="output folder (default: the cache folder that `lggan train` uses)")
     s.add_argument("--num-train", type=int, default=500)
     s.add_argument("--num-val", type=int, default=100)
-    s.add_argument("--size", type=_size, default=(256, 128), help="WIDTHxHEIGHT")
+    s.add_argument("--size", type=size_arg, default=(256, 128), help="WIDTHxHEIGHT")
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=None, help="processes (default: one per 8 images, at most min(cores, 8); 0 or 1: this process)")
     s.add_argument("--force", action="store_true", help="replace an existing synthetic city at --out")
@@ -369,7 +359,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "X_leftImg8bit.png, the name of its photo, so `lggan evaluate --generated OUT --real "
                         "PHOTOS` pairs them), written at the generation size")
     size = g.add_mutually_exclusive_group()
-    size.add_argument("--size", type=_size, default=None, metavar="WxH",
+    size.add_argument("--size", type=size_arg, default=None, metavar="WxH",
                       help="generate at this size: label (and instance) maps are resized nearest to it (default: "
                            "the model's training size, data.crop_size or data.load_size of its config)")
     size.add_argument("--native", action="store_true",
@@ -440,7 +430,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--format", choices=["torchscript", "onnx"], default="torchscript",
                    help="torchscript: torch.jit.trace, load with torch.jit.load; onnx: torch.onnx.export (needs the "
                         "onnx package: pip install -e \".[export]\")")
-    x.add_argument("--size", type=_size, default=None, metavar="WxH",
+    x.add_argument("--size", type=size_arg, default=None, metavar="WxH",
                    help="the size the graph runs at (default: the model's training size)")
     x.add_argument("--no-ema", action="store_true", help="use the raw generator even if an EMA copy exists")
     x.add_argument("--overwrite", action="store_true", help="replace OUTPUT and OUTPUT.json if they exist")

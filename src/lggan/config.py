@@ -223,6 +223,19 @@ def _upgrade(d: dict[str, Any]) -> dict[str, Any]:
     return {**d, "train": train}
 
 
+def size_arg(text: str) -> tuple[int, int]:
+    """argparse type of every WIDTHxHEIGHT option (--size, --eval-size): positive integers."""
+    import argparse
+
+    try:
+        w, h = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 256x128, got {text!r}") from None
+    if w < 1 or h < 1:
+        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
+    return w, h
+
+
 def _coerce(name: str, value: Any, tp: Any) -> Any:
     """Converts a JSON value (or a string from the command line) to the field's declared type."""
     origin = typing.get_origin(tp)

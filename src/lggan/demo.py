@@ -877,17 +877,9 @@ def serve(app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, share: b
 # -- command line ------------------------------------------------------------------------------------------------
 
 
-def _size_arg(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT like 128x64, got {text!r}") from None
-    if w < 1 or h < 1:
-        raise argparse.ArgumentTypeError(f"sizes must be positive, got {text!r}")
-    return w, h
-
-
 def add_demo_arguments(p: argparse.ArgumentParser) -> None:
+    from .config import size_arg
+
     p.add_argument("--checkpoint", default=None,
                    help=f"run folder, checkpoint folder or converted official .safetensors file (default: "
                         f"{DEFAULT_RUN.as_posix()}, what `lggan train` writes)")
@@ -895,7 +887,7 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
                    help="address to listen on (0.0.0.0 makes the page reachable from other machines)")
     p.add_argument("--port", type=int, default=DEFAULT_PORT)
     p.add_argument("--share", action="store_true", help="also make a public Gradio share link (off by default)")
-    p.add_argument("--size", type=_size_arg, default=None,
+    p.add_argument("--size", type=size_arg, default=None,
                    help="canvas size WIDTHxHEIGHT (default: the size the model was trained at)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
     p.add_argument("--amp", choices=["auto", "bf16", "off"], default="auto",

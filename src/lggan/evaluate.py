@@ -427,16 +427,8 @@ def evaluate_cli(args: argparse.Namespace) -> None:
     print(f"\nwrote {args.out}")
 
 
-def _pair(text: str) -> tuple[int, int]:
-    try:
-        w, h = (int(v) for v in text.lower().split("x"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, got {text!r}") from None
-    return w, h
-
-
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
-    from .config import SEMANTIC_DATASETS, InferenceAmpMode, TaskName, choices
+    from .config import SEMANTIC_DATASETS, InferenceAmpMode, TaskName, choices, size_arg
     from .metrics import ALL_METRICS
     from .metrics.segmentation import IMAGENET_MEAN, IMAGENET_STD, LABEL_PROTOCOLS
 
@@ -471,7 +463,7 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     w.add_argument("--segmenter-range", type=float, nargs=2, default=(0.0, 1.0),
                    help="TorchScript: input value range before normalisation")
     o = p.add_argument_group("options")
-    o.add_argument("--eval-size", type=_pair, default=None, help="miou resolution WxH (default: generated size)")
+    o.add_argument("--eval-size", type=size_arg, default=None, help="miou resolution WxH (default: generated size)")
     o.add_argument("--kid-subset-size", type=int, default=1000)
     o.add_argument("--batch-size", type=int, default=8)
     o.add_argument("--device", default="auto")
@@ -510,11 +502,11 @@ def train_segmenter_cli(args: argparse.Namespace) -> None:
 
 def add_train_segmenter_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--data", default=None, help="dataset root (synth-city: default cache folder)")
-    from .config import SEMANTIC_DATASETS
+    from .config import SEMANTIC_DATASETS, size_arg
 
     p.add_argument("--dataset", default="synth-city", choices=SEMANTIC_DATASETS)
     p.add_argument("--out", default="segmenter.safetensors", help="output file")
-    p.add_argument("--size", type=_pair, default=None, help="load size WxH (default: the dataset's)")
+    p.add_argument("--size", type=size_arg, default=None, help="load size WxH (default: the dataset's)")
     p.add_argument("--iterations", type=int, default=600)
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--lr", type=float, default=3e-3)
