@@ -196,8 +196,12 @@ def test_vgg_loss_loads_local_weights_and_errors_clearly(tmp_path, monkeypatch):
     with pytest.raises(FileNotFoundError, match="nope.pth"):
         losses.VGGLoss(weights_path=missing)
     monkeypatch.setattr(torch.hub, "get_dir", lambda: str(tmp_path / "hub"))
-    with pytest.raises(FileNotFoundError, match=r"hub.checkpoints.vgg19-dcbb9e9d\.pth"):
+    with pytest.raises(FileNotFoundError, match=r"hub.checkpoints.vgg19-dcbb9e9d\.pth") as err:
         losses.VGGLoss()
+    # The message names the setting, the file, the cache folder and the way out.
+    text = str(err.value)
+    assert text.startswith("loss.vgg_weights:") and str(tmp_path / "hub" / "checkpoints") in text
+    assert "--set loss.vgg_weights=PATH" in text and "--set loss.vgg=0" in text and "\n" not in text
     bad = tmp_path / "bad.pth"
     torch.save({"features.0.weight": torch.zeros(64, 3, 3, 3)}, bad)
     with pytest.raises(ValueError, match="bad.pth"):

@@ -248,9 +248,10 @@ class VGGLoss(nn.Module):
             path = Path(weights_path) if weights_path is not None else default_vgg19_path()
             if not path.is_file():
                 raise FileNotFoundError(
-                    f"VGG19 weights not found: {path}. Download torchvision's {VGG19_FILE} "
-                    f"(ImageNet VGG19) and put it at {default_vgg19_path()} or pass its path as the VGG weights "
-                    "(loss.vgg_weights); set the VGG loss weight to 0 to train without it.")
+                    f"loss.vgg_weights: VGG19 weights not found at {path}: put torchvision's {VGG19_FILE} "
+                    f"(ImageNet VGG19) in the cache folder {default_vgg19_path().parent} or pass "
+                    "--set loss.vgg_weights=PATH; --set loss.vgg=0 trains without the VGG loss (lggan never "
+                    "downloads weights)")
             from .metrics.files import load_weights_file
 
             # Tensors and plain containers only (weights_only=True): a pickle naming other objects could run code.
