@@ -530,9 +530,11 @@ def test_onnx_export_without_its_packages_is_one_line(semantic_model: Path, tmp_
                                                       monkeypatch: pytest.MonkeyPatch,
                                                       capsys: pytest.CaptureFixture) -> None:
     monkeypatch.setitem(sys.modules, "onnxscript", None)  # as if not installed
+    monkeypatch.setitem(sys.modules, "onnx", None)
     assert main(["export", str(semantic_model), str(tmp_path / "g.onnx"), "--format", "onnx"]) == 2
     err = capsys.readouterr().err.strip()
-    assert len(err.splitlines()) == 1 and "needs the onnxscript package" in err and "[export]" in err
+    assert len(err.splitlines()) == 1 and "needs the onnx and onnxscript packages" in err and "[export]" in err
+    assert not (tmp_path / "g.onnx").exists()
     assert not list(tmp_path.iterdir())
 
 
