@@ -42,12 +42,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 from torch import nn
 
 from benchmarks.generator_step import machine_info, machine_line, parse_size, resolve_device
-from benchmarks.labels import KINDS, make_label_map
+from benchmarks.labels import label_batch
 
 VARIANTS = {  # name: (amp, channels_last) as load_generator / `lggan generate --amp` take them
     "fp32": ("off", "off"),
@@ -106,23 +105,6 @@ def load_variant(checkpoint: Path, name: str, device: torch.device):
 
     amp, channels_last = VARIANTS[name]
     return load_generator(checkpoint, device, use_ema=True, amp=amp, channels_last=channels_last)
-
-
-def label_batch(num_classes: int, use_instance: bool, batch: int, size: tuple[int, int], seed: int
-                ) -> tuple[torch.Tensor, torch.Tensor | None, list[int]]:
-    """(class ids [B,H,W] int64, instance ids [B,H,W] or None, classes present per image); image b is the same for
-    every batch size (the seeds of benchmarks.labels.make_batch)."""
-    if num_classes not in KINDS:
-        raise SystemExit(f"label maps: {num_classes} classes not supported (benchmarks/labels.py has "
-                         f"{', '.join(map(str, sorted(KINDS)))})")
-    labels, instances, counts = [], [], []
-    for b in range(batch):
-        rng = np.random.default_rng(np.random.SeedSequence([seed, num_classes, b, *size]))
-        label, instance = make_label_map(rng, num_classes, size)
-        labels.append(torch.from_numpy(label))
-        instances.append(torch.from_numpy(instance))
-        counts.append(int(np.unique(label).size))
-    return torch.stack(labels), (torch.stack(instances) if use_instance else None), counts
 
 
 def repeats_for(size: tuple[int, int], batch: int, repeats: int, large_repeats: int | None) -> int:

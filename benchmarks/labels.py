@@ -86,9 +86,13 @@ def make_label_map(rng: np.random.Generator, num_classes: int, size: tuple[int, 
     return label, instance
 
 
-def make_batch(num_classes: int, batch: int, size: tuple[int, int], seed: int = 0) -> tuple[torch.Tensor, list[int]]:
-    """Generator input S [batch, semantic_nc, H, W] (float32, CPU) and the number of classes present per image."""
-    kind = KINDS[num_classes]
+def label_batch(num_classes: int, use_instance: bool, batch: int, size: tuple[int, int], seed: int
+                ) -> tuple[torch.Tensor, torch.Tensor | None, list[int]]:
+    """(class ids [B,H,W] int64, instance ids [B,H,W] or None, classes present per image); image b is the same for
+    every batch size (make_batch's seeds)."""
+    if num_classes not in KINDS:
+        raise SystemExit(f"label maps: {num_classes} classes not supported (benchmarks/labels.py has "
+                         f"{', '.join(map(str, sorted(KINDS)))})")
     labels, instances, counts = [], [], []
     for b in range(batch):
         rng = np.random.default_rng(np.random.SeedSequence([seed, num_classes, b, *size]))
@@ -96,5 +100,10 @@ def make_batch(num_classes: int, batch: int, size: tuple[int, int], seed: int = 
         labels.append(torch.from_numpy(label))
         instances.append(torch.from_numpy(instance))
         counts.append(int(np.unique(label).size))
-    S = make_semantic_input(torch.stack(labels), num_classes, torch.stack(instances) if kind.use_instance else None)
-    return S, counts
+    return torch.stack(labels), (torch.stack(instances) if use_instance else None), counts
+
+
+def make_batch(num_classes: int, batch: int, size: tuple[int, int], seed: int = 0) -> tuple[torch.Tensor, list[int]]:
+    """Generator input S [batch, semantic_nc, H, W] (float32, CPU) and the number of classes present per image."""
+    label, instance, counts = label_batch(num_classes, KINDS[num_classes].use_instance, batch, size, seed)
+    return make_semantic_input(label, num_classes, instance), counts

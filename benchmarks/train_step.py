@@ -32,6 +32,7 @@ minimum over the profiled iterations) and the top ops by self CPU time.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -85,18 +86,37 @@ def one_iteration(run, batch) -> None:
     train_iteration(run, batch, 0, LoopStats())
 
 
-def measure(size: tuple[int, int], batch: int, threads: int, repeats: int, variants: list[str], seed: int,
-            extra: list[str] = ()) -> dict:
+@contextlib.contextmanager
+def variant_runs(size: tuple[int, int], batch: int, variants: list[str], seed: int, extra: list[str] = ()):
+    """(work folder, {variant: (run, batch)}) on a synthetic city of the benchmark size; the runs are closed after."""
     from lggan.data.synthetic import generate_synth_city
 
-    torch.set_num_threads(threads)
-    torch.manual_seed(seed)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         city = work / "city"
         generate_synth_city(city, num_train=max(2 * batch, 4), num_val=1, size=size, seed=seed, progress=False,
                             workers=0)
         runs = {v: build_variant(v, city, size, batch, work, extra) for v in variants}
+        try:
+            yield work, runs
+        finally:
+            for run, _ in runs.values():
+                run.log.close()
+                if run.lock is not None:
+                    run.lock.release()
+
+
+def run_info(work: Path, variant: str) -> dict | None:
+    """The speed decisions a variant's run recorded (run_info.json), if any."""
+    info = work / variant / "run_info.json"
+    return json.loads(info.read_text()) if info.is_file() else None
+
+
+def measure(size: tuple[int, int], batch: int, threads: int, repeats: int, variants: list[str], seed: int,
+            extra: list[str] = ()) -> dict:
+    torch.set_num_threads(threads)
+    torch.manual_seed(seed)
+    with variant_runs(size, batch, variants, seed, extra) as (work, runs):
         times: dict[str, list[float]] = {v: [] for v in variants}
         for v in variants:  # warm-up: first-call allocations and kernel selection
             one_iteration(*runs[v])
@@ -108,12 +128,7 @@ def measure(size: tuple[int, int], batch: int, threads: int, repeats: int, varia
                 times[v].append(time.perf_counter() - t0)
                 print(f"  {size[0]}x{size[1]} b{batch} t{threads} {v}: {times[v][-1]:.2f} s", file=sys.stderr)
         peaks = {v: cpu_step_peak(lambda v=v: one_iteration(*runs[v])) for v in variants}
-        decisions = {v: json.loads((work / v / "run_info.json").read_text()) if (work / v / "run_info.json").is_file()
-                     else None for v in variants}
-        for run, _ in runs.values():
-            run.log.close()
-            if run.lock is not None:
-                run.lock.release()
+        decisions = {v: run_info(work, v) for v in variants}
     return {"size": list(size), "batch": batch, "threads": threads, "times": times,
             "median": {v: statistics.median(t) for v, t in times.items()},
             "peak_mib": {v: peaks[v] / 2**20 for v in variants}, "run_info": decisions}
@@ -126,18 +141,11 @@ def profile_variants(size: tuple[int, int], batch: int, threads: int, variants: 
     from torch.profiler import ProfilerActivity, profile
 
     from benchmarks.step_profile import Breakdown, Scopes, attribute, instrument
-    from lggan.data.synthetic import generate_synth_city
-
     torch.set_num_threads(threads)
     torch.manual_seed(seed)
     out: dict = {"size": list(size), "batch": batch, "threads": threads, "overrides": list(extra),
                  "repeats": repeats, "variants": {}}
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        city = work / "city"
-        generate_synth_city(city, num_train=max(2 * batch, 4), num_val=1, size=size, seed=seed, progress=False,
-                            workers=0)
-        runs = {v: build_variant(v, city, size, batch, work, extra) for v in variants}
+    with variant_runs(size, batch, variants, seed, extra) as (work, runs):
         for v in variants:
             one_iteration(*runs[v])
         timed = {}
@@ -164,16 +172,11 @@ def profile_variants(size: tuple[int, int], batch: int, threads: int, variants: 
                 print(f"  {size[0]}x{size[1]} b{batch} t{threads} {v}: {walls[v][-1]:.2f} s profiled, "
                       f"{found[v][-1].total / 1e6:.2f} s of attributed CPU time", file=log)
         for v in variants:
-            info = work / v / "run_info.json"
             out["variants"][v] = {"unprofiled_s": timed[v], "profiled_s": walls[v], "not_hooked": missing[v],
-                                  "run_info": json.loads(info.read_text()) if info.is_file() else None,
+                                  "run_info": run_info(work, v),
                                   "breakdown": Breakdown.minimum(found[v]).to_dict(),
                                   "breakdowns": [{k: x for k, x in b.to_dict().items() if k != "ops"}
                                                  for b in found[v]]}
-        for run, _ in runs.values():
-            run.log.close()
-            if run.lock is not None:
-                run.lock.release()
     return out
 
 

@@ -113,7 +113,7 @@ def _fit_schedule(cfg: Config, iterations: int, iters_per_epoch: int) -> None:
 def _has_checkpoint(run_dir: Path) -> bool:
     from . import checkpoint as ckpt
 
-    return (run_dir / ckpt.CKPT_DIR).is_dir() and any((run_dir / ckpt.CKPT_DIR).glob("iter_*"))
+    return bool(ckpt.list_checkpoints(run_dir))
 
 
 def ensure_segmenter(cfg: Config, data_root: str | None, out: Path, iterations: int, width: int, batch_size: int,
@@ -123,10 +123,8 @@ def ensure_segmenter(cfg: Config, data_root: str | None, out: Path, iterations: 
     cache=True (the built-in synthetic city) keeps it in $LGGAN_CACHE/segmenters for every later study; otherwise
     it lives in the study folder (it is trained on that dataset's train split).
     """
-    from .data import build_semantic_dataset
     from .data.storage import cache_dir
-    from .evaluate import _segmentation_protocol
-    from .metrics import train_segmenter
+    from .evaluate import train_segmenter_for
     from .metrics.segmenter import read_segmenter_metadata
 
     dc = cfg.data
@@ -135,21 +133,11 @@ def ensure_segmenter(cfg: Config, data_root: str | None, out: Path, iterations: 
     path = (cache_dir() / "segmenters" / name) if cache else (out / name)
     if path.is_file():
         return path, read_segmenter_metadata(path)
-    kw: dict[str, Any] = dict(load_size=(w, h))
-    if dc.dataset == "custom":
-        kw.update(num_classes=dc.num_classes, dontcare=dc.dontcare)
-    ds = build_semantic_dataset(dc.dataset, data_root, "train", flip=False, **kw)
-    protocol, classes, ignore = _segmentation_protocol(dc.dataset, ds.num_classes, ds.dontcare_index)
-    names = list(ds.class_names)[:classes] if protocol == "identity" else None
     path.parent.mkdir(parents=True, exist_ok=True)
     print(f"training the built-in segmenter ({iterations} iterations at {w}x{h}) -> {path}", flush=True)
-
-    def write(tmp: Path) -> None:
-        train_segmenter(ds, tmp, num_classes=classes, iterations=iterations, batch_size=batch_size, device=device,
-                        progress=progress, label_protocol=protocol,
-                        ignore_index=ignore if ignore is not None else 255, class_names=names, width=width)
-
-    atomic_write(path, write, suffix=".safetensors")
+    atomic_write(path, lambda tmp: train_segmenter_for(
+        dc.dataset, data_root, tmp, (w, h), iterations, batch_size, width, device, num_classes=dc.num_classes,
+        dontcare=dc.dontcare, progress=progress), suffix=".safetensors")
     return path, read_segmenter_metadata(path)
 
 
@@ -166,15 +154,14 @@ def _inception_file(given: str | None) -> str | None:
 
 
 def evaluate_run(run_dir: Path, data_root: str | None, segmenter: Path, inception: str | None, limit: int | None,
-                 device: str, cfg: Config) -> dict:
+                 device: str) -> dict:
     """`lggan evaluate --checkpoint RUN` with the study's protocol; the result is RUN/eval.json (reused when it
     scored the run's newest checkpoint)."""
     from . import checkpoint as ckpt
-    from .evaluate import evaluate
+    from .evaluate import add_evaluate_arguments, evaluate
     from .metrics import write_json_atomic
-    from .metrics.segmentation import IMAGENET_MEAN, IMAGENET_STD
 
-    found = ckpt.load_latest(run_dir)
+    found = ckpt.load_latest(run_dir, with_training_state=False)  # the checkpoint `evaluate` will load
     iteration = found.iteration if found is not None else None
     out = run_dir / "eval.json"
     if out.is_file():
@@ -183,14 +170,15 @@ def evaluate_run(run_dir: Path, data_root: str | None, segmenter: Path, inceptio
             if old.get("study_iteration") == iteration and old.get("study_limit") == limit and \
                     bool(old.get("study_inception")) == bool(inception):
                 return old
-    metrics = ["miou"] + (["fid", "kid"] if inception else [])
-    args = argparse.Namespace(
-        checkpoint=str(run_dir), data=data_root, split=None, limit=limit, work_dir=str(run_dir / "eval"),
-        out=str(out), generated=None, real=None, labels=None, task=cfg.model.task, dataset=cfg.data.dataset,
-        num_classes=None, metrics=metrics, inception_weights=inception, places365_weights=None,
-        segmenter=str(segmenter), segmenter_classes=None, segmenter_protocol=None, segmenter_mean=IMAGENET_MEAN,
-        segmenter_std=IMAGENET_STD, segmenter_range=(0.0, 1.0), eval_size=None, kid_subset_size=1000,
-        batch_size=8, device=device, no_ema=False, amp="auto", no_progress=True, save_predictions=False)
+    # The command line's own parser gives every other option its `lggan evaluate` default.
+    parser = argparse.ArgumentParser(add_help=False)
+    add_evaluate_arguments(parser)
+    argv = ["--checkpoint", str(run_dir), "--work-dir", str(run_dir / "eval"), "--out", str(out), "--segmenter",
+            str(segmenter), "--device", device, "--no-progress", "--metrics", "miou"]
+    argv += ["fid", "kid", "--inception-weights", inception] if inception else []
+    argv += ["--data", data_root] if data_root else []
+    argv += ["--limit", str(limit)] if limit is not None else []
+    args = parser.parse_args(argv)
     result = evaluate(args)
     result.update(study_iteration=iteration, study_limit=limit, study_inception=inception)
     write_json_atomic(result, out)
@@ -449,7 +437,7 @@ def run_study(opts: StudyOptions, command: str = "lggan ablation") -> dict:
             result = train(cfg, run_dir, data_root, resume=_has_checkpoint(run_dir))
             if result.stopped_by == "signal":
                 raise KeyboardInterrupt(f"stopped by signal {result.signal}; run the same command again to resume")
-            ev = evaluate_run(run_dir, data_root, seg_path, inception, opts.limit, opts.device, cfg)
+            ev = evaluate_run(run_dir, data_root, seg_path, inception, opts.limit, opts.device)
             seg = ev["metrics"]["segmentation"]
             images = ev["metrics"].get("images", {})
             runs.append({

@@ -830,25 +830,20 @@ def build_app(model: DemoModel, workdir: str | os.PathLike | None = None, brush:
             with gr.Column(scale=2):
                 out_c = gr.Image(label="I^C: final image", format="png", interactive=False, elem_id="lggan-result",
                                  elem_classes=["lggan-out"], buttons=["download", "fullscreen"], height=320)
+
+        def panel(label: str, elem_id: str) -> Any:  # one of the small side-by-side outputs
+            return gr.Image(label=label, format="png", interactive=False, elem_id=elem_id,
+                            elem_classes=["lggan-out"], buttons=["download"], height=170)
+
         with gr.Row():
-            out_g = gr.Image(label="I^G: global generator", format="png", interactive=False,
-                             elem_id="lggan-global", elem_classes=["lggan-out"], buttons=["download"],
-                             height=170)
-            out_l = gr.Image(label="I^L: local generator", format="png", interactive=False,
-                             elem_id="lggan-local", elem_classes=["lggan-out"], buttons=["download"],
-                             height=170)
-            out_wg = gr.Image(label="W_g: global weight map", format="png", interactive=False,
-                              elem_id="lggan-weight-global", elem_classes=["lggan-out"], buttons=["download"],
-                             height=170)
-            out_wl = gr.Image(label="W_l: local weight map", format="png", interactive=False,
-                              elem_id="lggan-weight-local", elem_classes=["lggan-out"], buttons=["download"],
-                             height=170)
+            out_g = panel("I^G: global generator", "lggan-global")
+            out_l = panel("I^L: local generator", "lggan-local")
+            out_wg = panel("W_g: global weight map", "lggan-weight-global")
+            out_wl = panel("W_l: local weight map", "lggan-weight-local")
             with gr.Column(min_width=160):
                 pick = gr.Dropdown(label="class i", choices=present_classes(start_ids, model.names),
                                    value=start_class, elem_id="lggan-class-pick", interactive=True)
-                out_ci = gr.Image(label="I^l_i: class-specific image", format="png", interactive=False,
-                                  elem_id="lggan-class-image", elem_classes=["lggan-out"], buttons=["download"],
-                             height=170)
+                out_ci = panel("I^l_i: class-specific image", "lggan-class-image")
         store = gr.State({})
         outputs = [out_c, out_g, out_l, out_wg, out_wl, pick, out_ci, store, status, dl_png, dl_zip]
         painter.change(generate, [painter, pick], outputs, trigger_mode="always_last", show_progress="full",

@@ -478,24 +478,33 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     add_threads_argument(o)
 
 
-def train_segmenter_cli(args: argparse.Namespace) -> None:
+def train_segmenter_for(dataset: str, data_root: str | None, out: str | Path, load_size: tuple[int, int] | None,
+                        iterations: int, batch_size: int, width: int, device: Any, lr: float = 3e-3, seed: int = 0,
+                        num_classes: int | None = None, dontcare: int | None = None,
+                        progress: bool = True) -> dict[str, Any]:
+    """Trains the built-in segmenter on `dataset`'s train split in its evaluation label space; writes `out`."""
     from .data import build_semantic_dataset
     from .metrics import train_segmenter
+
+    kw: dict[str, Any] = dict(load_size=load_size)
+    if dataset == "custom":
+        kw.update(num_classes=num_classes, dontcare=dontcare)
+    ds = build_semantic_dataset(dataset, data_root, "train", flip=False, **kw)
+    protocol, classes, ignore = _segmentation_protocol(dataset, ds.num_classes, ds.dontcare_index)
+    names = list(ds.class_names)[:classes] if protocol == "identity" else None
+    return train_segmenter(ds, out, num_classes=classes, iterations=iterations, batch_size=batch_size, lr=lr,
+                           device=device, progress=progress, label_protocol=protocol,
+                           ignore_index=ignore if ignore is not None else 255, class_names=names, width=width,
+                           seed=seed)
+
+
+def train_segmenter_cli(args: argparse.Namespace) -> None:
     from .train import resolve_device
 
     apply_threads(getattr(args, "threads", 0))
-    kw: dict[str, Any] = dict(load_size=args.size)
-    if args.dataset == "custom":
-        kw.update(num_classes=args.num_classes, dontcare=args.dontcare)
-    ds = build_semantic_dataset(args.dataset, args.data, "train", flip=False, **kw)
-    protocol, classes, ignore = _segmentation_protocol(args.dataset, ds.num_classes, ds.dontcare_index)
-    names = None
-    if protocol == "identity":
-        names = list(ds.class_names)[:classes]
-    summary = train_segmenter(ds, args.out, num_classes=classes, iterations=args.iterations,
-                              batch_size=args.batch_size, lr=args.lr, device=resolve_device(args.device),
-                              progress=True, label_protocol=protocol, ignore_index=ignore if ignore is not None
-                              else 255, class_names=names, width=args.width, seed=args.seed)
+    summary = train_segmenter_for(args.dataset, args.data, args.out, args.size, args.iterations, args.batch_size,
+                                  args.width, resolve_device(args.device), lr=args.lr, seed=args.seed,
+                                  num_classes=args.num_classes, dontcare=args.dontcare)
     print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (list, dict))}, indent=2))
     print(f"segmenter written to {args.out}; use it with `lggan evaluate --segmenter {args.out}`")
 
