@@ -186,18 +186,15 @@ def evaluate_run(run_dir: Path, data_root: str | None, segmenter: Path, inceptio
 
 
 def _eval_curve(run_dir: Path) -> list[dict]:
-    """The train.eval_every records of a run's log.jsonl: iteration, mIoU, accuracy."""
-    path = run_dir / "log.jsonl"
-    if not path.is_file():
+    """The train.eval_every records of a run's log.jsonl (lggan.plot.read_log): iteration, mIoU, accuracy."""
+    from .plot import read_log
+
+    try:
+        _, evals = read_log(run_dir)
+    except (FileNotFoundError, ValueError):  # no log, or no records yet
         return []
-    curve = {}
-    for line in path.read_text().splitlines():
-        with contextlib.suppress(ValueError):
-            r = json.loads(line)
-            if r.get("kind") == "eval":  # a resumed run may repeat an iteration: the last record wins
-                curve[r["iteration"]] = {"iteration": r["iteration"], "miou": r["eval_miou"],
-                                         "pixel_accuracy": r["eval_pixel_accuracy"]}
-    return [curve[k] for k in sorted(curve)]
+    return [{"iteration": r["iteration"], "miou": r["eval_miou"], "pixel_accuracy": r["eval_pixel_accuracy"]}
+            for r in evals]
 
 
 def _mean_std(values: list[float | None]) -> tuple[float | None, float | None]:
