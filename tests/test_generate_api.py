@@ -479,7 +479,8 @@ def test_torchscript_export_equals_the_generator(semantic_model: Path, tmp_path:
                                                                                                       "instance"]
     assert info["max_abs_diff_vs_sparse_path"] < 1e-5
     traced = torch.jit.load(str(out))
-    synth = load_generator(semantic_model, device="cpu")
+    # fp32 (the export's own precision): on a CPU with native bf16 `amp="auto"` would generate in bf16.
+    synth = load_generator(semantic_model, device="cpu", amp="off")
     label = torch.from_numpy(np.stack([_scene(32, 64), _scene(32, 64, shift=8)])).long()
     inst = torch.randint(0, 5, (2, 32, 64))
     with torch.no_grad():
@@ -502,7 +503,7 @@ def test_torchscript_export_of_model_variants(variant: list[str], tmp_path: Path
     export_generator(model, tmp_path / "g.pt")
     traced = torch.jit.load(str(tmp_path / "g.pt"))
     label = torch.randint(0, 5, (1, 32, 64))
-    synth = load_generator(model, device="cpu")
+    synth = load_generator(model, device="cpu", amp="off")
     with torch.no_grad():
         got = traced(label, label) if synth.cfg.data.use_instance else traced(label)
     want = synth(label).image
@@ -516,7 +517,7 @@ def test_torchscript_export_of_a_cross_view_generator(crossview_model: Path, tmp
     info = export_generator(crossview_model, tmp_path / "cv.pt")
     assert list(info["inputs"]) == ["aerial", "label"] and info["size"] == [32, 32]
     traced = torch.jit.load(str(tmp_path / "cv.pt"))
-    synth = load_generator(crossview_model, device="cpu")
+    synth = load_generator(crossview_model, device="cpu", amp="off")
     torch.manual_seed(3)
     label = torch.randint(0, 6, (1, 32, 32))
     label[0, :4] = 255  # void
@@ -555,4 +556,4 @@ def test_onnx_export_equals_the_generator(tmp_path: Path) -> None:
     label = torch.randint(0, 5, (1, 32, 64))
     inst = torch.randint(0, 3, (1, 32, 64))
     got = torch.from_numpy(session.run(None, {"label": label.numpy(), "instance": inst.numpy()})[0])
-    torch.testing.assert_close(got, load_generator(model, device="cpu")(label, inst).image, rtol=0, atol=1e-4)
+    torch.testing.assert_close(got, load_generator(model, device="cpu", amp="off")(label, inst).image, rtol=0, atol=1e-4)

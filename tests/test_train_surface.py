@@ -86,7 +86,11 @@ def test_banner_numbers_are_the_real_parameter_counts_data_sizes_and_schedule(li
     G = result.generator
     Ds = make_task(cfg, None).build_discriminators()
     assert f"lggan train: run folder {result.run_dir}" in text
-    assert "device:     cpu" in text and "autocast off (fp32)" in text  # the speed plan, folded in
+    from lggan.precision import cpu_bf16_native
+
+    # The speed plan, folded in: train.amp=auto is fp32 on a CPU without native bf16, bf16 on one with it.
+    plan = "autocast on (bfloat16)" if cpu_bf16_native() else "autocast off (fp32)"
+    assert "device:     cpu" in text and plan in text
     assert text.count("autocast") == 1  # printed once (no separate plan line any more)
     assert _count(text, r"G ([\d,]+) parameters") == _params(G)
     parts = {"encoder": G.encoder, "global G_g": G.global_generator, "local G_l": G.local,
