@@ -1,4 +1,10 @@
-"""The plain per-class reference of the local branch, computed densely with the weights of our model.
+"""The release's computation, written plainly, with the weights of our model: the benchmarks' reference.
+
+Global generator G_g (`reference_global`): as the release computes SPADE (and as lggan did before the region-constant
+path): every SPADE resizes the full-resolution map itself and runs its own mlp_shared conv over the whole image, then
+mlp_gamma and mlp_beta as two convs, BN(x) * (1 + gamma) + beta; E's conv1 runs densely over the one-hot map.
+
+Local branch: the plain per-class reference, computed densely.
 
 This is the straightforward (official-release style) computation of Eq. 1 and Eq. 4: for every class i, present in
 the image or not, F_i = M_i * f' (Eq. 1), reflection pad 3, the class's own 64->3 conv7x7 over the whole image, tanh;
@@ -18,8 +24,42 @@ import torch
 import torch.nn.functional as F
 
 from lggan.models.generator import GeneratorOutput, LGGANGenerator
+from lggan.models.global_generator import SPADEGenerator
 from lggan.models.local_generator import LocalClassGenerator, upconv_in_relu
+from lggan.models.spade import SPADE, SPADEResBlock
 from lggan.models.weight_map import fuse
+
+
+def release_spade(norm: SPADE, x: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
+    """SPADE as released: S resized to x, mlp_shared, then mlp_gamma and mlp_beta as two convs over the image."""
+    S = F.interpolate(S, size=x.shape[-2:], mode="nearest")
+    actv = norm.mlp_shared(S)
+    return norm.param_free_norm(x) * (1 + norm.mlp_gamma(actv)) + norm.mlp_beta(actv)
+
+
+def release_block(block: SPADEResBlock, x: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
+    """SPADEResBlock as released (each of its SPADEs on its own)."""
+    x_s = block.conv_s(release_spade(block.norm_s, x, S)) if block.learned_shortcut else x
+    dx = block.conv_0(F.leaky_relu(release_spade(block.norm_0, x, S), 0.2))
+    dx = block.conv_1(F.leaky_relu(release_spade(block.norm_1, dx, S), 0.2))
+    return x_s + dx
+
+
+def reference_global(gg: SPADEGenerator, x: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
+    """G_g's forward (the layouts normal / more / most) with release_block for every block: I^G [B, 3, H, W]."""
+    def up(t: torch.Tensor) -> torch.Tensor:
+        return F.interpolate(t, scale_factor=2, mode="nearest")
+
+    H, W = S.shape[-2:]
+    x = F.interpolate(x, size=(H // gg.step, W // gg.step), mode="nearest")
+    x = up(release_block(gg.head_0, x, S))
+    x = release_block(gg.G_middle_0, x, S)
+    if gg.num_upsampling_layers in ("more", "most"):
+        x = up(x)
+    x = release_block(gg.G_middle_1, x, S)
+    for block in [gg.up_0, gg.up_1, gg.up_2, gg.up_3] + ([gg.up_4] if hasattr(gg, "up_4") else []):
+        x = release_block(block, up(x), S)
+    return torch.tanh(gg.conv_img(F.leaky_relu(x, 0.2)))
 
 
 def dense_class_images(local: LocalClassGenerator, f: torch.Tensor, M: torch.Tensor) -> torch.Tensor:
@@ -52,15 +92,15 @@ def reference_local_head(local: LocalClassGenerator, f: torch.Tensor, M: torch.T
 def reference_forward(model: LGGANGenerator, S: torch.Tensor) -> GeneratorOutput:
     """`model(S)` with the local branch's class-specific part computed by the dense reference.
 
-    Everything else (encoder, global generator, G_l's residual blocks and up-convs, classifier, weight maps, fusion)
-    is the model's own code.  `class_images` of the result is the dense [B, C, 3, H, W] tensor, which
+    G_g is `reference_global` (SPADE as released) and E runs densely; everything else (G_l's residual blocks and
+    up-convs, classifier, weight maps, fusion) is the model's own code.  `class_images` of the result is the dense [B, C, 3, H, W] tensor, which
     `lggan.losses.local_l1_loss` accepts as well.
     """
     if not model.use_local:
         raise ValueError("reference_forward needs a model with the local branch (use_local=True)")
     M = S[:, : model.num_classes]
-    E = model.encoder(S)
-    I_G = model.global_generator(E.deep, S)
+    E = model.encoder(S)  # no layout: conv1 dense over the one-hot map
+    I_G = reference_global(model.global_generator, E.deep, S)
     local = model.local
     x = E.features
     for block in local.res_blocks:

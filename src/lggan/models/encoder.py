@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lggan.models.residual import ResidualBlock
+from lggan.models.semantic_layout import SemanticLayout, layout_conv
 
 
 class EncoderOutput(NamedTuple):
@@ -46,10 +47,17 @@ class SharedEncoder(nn.Module):
     def _block(conv: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return F.relu(F.instance_norm(conv(x)))
 
-    def forward(self, S: torch.Tensor) -> EncoderOutput:
+    def forward(self, S: torch.Tensor, layout: SemanticLayout | None = None) -> EncoderOutput:
+        """S [B, in_channels, H, W]; layout: S's SemanticLayout, with which conv1 (it reads only S) is computed per
+        region (semantic_layout.layout_conv: the same function)."""
         if S.dim() != 4 or S.shape[1] != self.in_channels:
             raise ValueError(f"encoder input S must be [B, {self.in_channels}, H, W], got {tuple(S.shape)}")
-        x = self._block(self.conv1, F.pad(S, (3, 3, 3, 3), mode="reflect"))  # [B, ngf, H, W]
+        if layout is not None:
+            h = layout_conv(layout.at(S.shape[-2:]), self.conv1.weight, self.conv1.bias, padding=3,
+                            padding_mode="reflect")
+            x = F.relu(F.instance_norm(h))  # [B, ngf, H, W]
+        else:
+            x = self._block(self.conv1, F.pad(S, (3, 3, 3, 3), mode="reflect"))  # [B, ngf, H, W]
         x = self._block(self.conv2, x)  # [B, 2ngf, H/2, W/2]
         x = self._block(self.conv3, x)  # [B, 4ngf, H/4, W/4]
         deep = None

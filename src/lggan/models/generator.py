@@ -12,6 +12,7 @@ from lggan.models.classifier import CLASS_POOLS, ClassificationModule
 from lggan.models.encoder import SharedEncoder
 from lggan.models.global_generator import SPADEGenerator
 from lggan.models.local_generator import LOCAL_COMBINES, LocalClassGenerator
+from lggan.models.semantic_layout import SemanticLayout
 from lggan.models.weight_map import WeightMapGenerator, fuse
 
 
@@ -34,7 +35,11 @@ class LGGANGenerator(nn.Module):
     num_upsampling_layers: G_g's layout ("normal", "more" as the Cityscapes release, "most"; see SPADEGenerator).
     local_groups: None, one local group per class channel; N, channels 0..N-2 one group each and all later channels
     summed into group N-1, which the classifier does not score (the ADE20K release: N = 52 over 151 channels).
+    region_constant (attribute, default True): compute the convs that read only S per region of the label map
+    (models/semantic_layout.py); False runs them densely, as the release does (same function; benchmarks compare).
     """
+
+    region_constant: bool = True
 
     def __init__(self, num_classes: int, semantic_nc: int, ngf: int = 64, spade_hidden: int = 128,
                  num_res_blocks: int = 9, local_combine: str = "conv", use_local: bool = True,
@@ -85,8 +90,11 @@ class LGGANGenerator(nn.Module):
             raise ValueError(f"in training, SPADE's batch norm needs more than one value per channel at the "
                              f"{H // step}x{W // step} starting grid: use batch size > 1 or a larger image than {H}x{W}")
         M = group_masks(S[:, : self.num_classes], self.local_groups)  # [B, G, H, W]; the class channels themselves if None
-        E = self.encoder(S)
-        I_G = self.global_generator(E.deep, S)
+        # S as region keys: the convs that read only S (E's conv1, every SPADE's gamma/beta) are then computed per
+        # region, the same function as the dense convs (None: dense, e.g. for an S that needs a gradient).
+        layout = SemanticLayout.from_semantic(S) if self.region_constant else None
+        E = self.encoder(S, layout)
+        I_G = self.global_generator(E.deep, S, layout)
         if not self.use_local:  # S1: global generator only
             return GeneratorOutput(I_G, I_G, None, None, None, None, None, None)
         local = self.local(E.features, M)

@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lggan.config import UPSAMPLINGS
+from lggan.models.semantic_layout import SemanticLayout
 from lggan.models.spade import SPADEResBlock
 
 NUM_UPSAMPLINGS = UPSAMPLINGS["normal"]  # SPADE's default layout: the starting grid is (H, W) / 2^5
@@ -52,8 +53,12 @@ class SPADEGenerator(nn.Module):
             final_nc = nf // 2
         self.conv_img = nn.Conv2d(final_nc, 3, 3, padding=1)
 
-    def forward(self, x: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
-        """x: E's deep features [B, 16ngf, h, w] (any h, w); S: [B, semantic_nc, H, W] with H, W multiples of `step`."""
+    def forward(self, x: torch.Tensor, S: torch.Tensor, layout: SemanticLayout | None = None) -> torch.Tensor:
+        """x: E's deep features [B, 16ngf, h, w] (any h, w); S: [B, semantic_nc, H, W] with H, W multiples of `step`.
+
+        layout: S's SemanticLayout; with it each SPADE computes gamma/beta per region where that pays off (the same
+        function as the dense convs, which run where it does not or without a layout).
+        """
         H, W = S.shape[-2:]
         step = self.step
         if H % step or W % step or H < step or W < step:
@@ -61,11 +66,14 @@ class SPADEGenerator(nn.Module):
                              f"width must be positive multiples of {step}, got {H}x{W}")
         if x.shape[1] != 16 * self.ngf:
             raise ValueError(f"global generator: x must have {16 * self.ngf} channels, got {x.shape[1]}")
-        # Every SPADE at a given resolution sees the same resized map: resize once per resolution.
+        # Every SPADE at a given resolution sees the same resized map: resize once per resolution. With a layout the
+        # blocks get S as it is and resize it only where they run dense (the region path resizes the layout's keys).
         S_at = {}
 
         def seg(t: torch.Tensor) -> torch.Tensor:
             size = tuple(t.shape[-2:])
+            if layout is not None:
+                return S
             if size not in S_at:
                 S_at[size] = F.interpolate(S, size=size, mode="nearest")
             return S_at[size]
@@ -73,14 +81,14 @@ class SPADEGenerator(nn.Module):
         # The release resizes E's 1/16 output (conv5) to the start grid with F.interpolate's default mode, nearest:
         # [B, 16ngf, H/16, W/16] -> [B, 16ngf, H/step, W/step] (for "more": every 4th pixel).
         x = F.interpolate(x, size=(H // step, W // step), mode="nearest")
-        x = _up(self.head_0(x, seg(x)))  # [B, 16ngf, 2H/step, 2W/step]
-        x = self.G_middle_0(x, seg(x))
+        x = _up(self.head_0(x, seg(x), layout))  # [B, 16ngf, 2H/step, 2W/step]
+        x = self.G_middle_0(x, seg(x), layout)
         if self.num_upsampling_layers in ("more", "most"):
             x = _up(x)  # the extra 2x between G_middle_0 and G_middle_1
-        x = self.G_middle_1(x, seg(x))  # [B, 16ngf, H/16, W/16] ("most": H/32, W/32)
+        x = self.G_middle_1(x, seg(x), layout)  # [B, 16ngf, H/16, W/16] ("most": H/32, W/32)
         blocks = [self.up_0, self.up_1, self.up_2, self.up_3] + ([self.up_4] if hasattr(self, "up_4") else [])
         for block in blocks:  # each doubles the size first: up_3 (up_4 for "most") ends at [B, ngf(/2), H, W]
             x = _up(x)
-            x = block(x, seg(x))
+            x = block(x, seg(x), layout)
         I_G = torch.tanh(self.conv_img(F.leaky_relu(x, 0.2)))
         return I_G

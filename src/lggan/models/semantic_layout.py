@@ -1,0 +1,283 @@
+"""Region-constant evaluation of the convolutions that read only the semantic map S (SPADE's gamma/beta, E's conv1).
+
+S [B, Cs, H, W] (one-hot classes, instance edges, don't-care channels) takes a handful of distinct values per image.
+`SemanticLayout` stores it as region keys [B, H, W] (compact ids of those values) plus the value table V [K + 1, Cs]
+whose last row is all zeros (a conv's zero padding). For a conv on S with weight W [O, Cs, k, k]:
+
+* where an output's k x k window holds one key k (inside the image, for zero padding) the output is the per-key
+  constant b + (sum_taps W) V[k]: a table lookup, nothing computed per pixel;
+* elsewhere it is sum_t W_t V[key(p + t)] + b, a sum of k^2 rows of the tap tables W_t V (an embedding bag),
+  i.e. a gather of weight columns instead of a GEMM over all Cs input channels.
+
+SPADE's gamma/beta (mlp_gamma/mlp_beta(ReLU(mlp_shared(S)))) read S through two stacked 3x3 convs, so they are the
+per-key constant wherever the 5x5 window is uniform; only at the remaining pixels (region boundaries, instance edges,
+the 2-pixel image border) are the 3x3 activations gathered and multiplied by the gamma/beta weights (one GEMM, the
+activations recomputed in the backward pass instead of stored). Every path is the same function as the dense convs,
+forward and backward (tests/test_region_constant.py checks it in float64); the choice is only about speed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+# Above this many distinct pixel values S is not treated as a label map (the tables would outgrow the image).
+MAX_KEYS = 1024
+# A SPADE at a resolution where more than this fraction of the pixels sees several keys in its 5x5 window runs its
+# dense convs instead (the boundary GEMM would cost as much as the dense conv plus the gathers; measured with
+# benchmarks/region_spade.py).
+MAX_BOUNDARY_FRACTION = 0.6
+# Below this many output pixels per image the dense convs are cheaper than the bookkeeping.
+MIN_PIXELS = 256
+
+_HASH_SEED = 0x5EED
+
+
+def _hash_weights(channels: int, device: torch.device) -> torch.Tensor:
+    """[channels] float64 integers in [1, 2^40): a pixel's code is S(p) . w (exact for 0/1 maps; any collision or
+    rounding is caught by the exact check in `SemanticLayout.from_semantic`)."""
+    g = torch.Generator().manual_seed(_HASH_SEED)
+    w = torch.randint(1, 2**40, (channels,), generator=g, dtype=torch.int64)
+    return w.to(device=device, dtype=torch.float64)
+
+
+@dataclass
+class Windows:
+    """The k x k windows (stride s, padding p) of a key map: where they hold one key, and the distinct others.
+
+    Windows that hold several keys (or padding) are deduplicated: `patterns` lists each distinct one once, since
+    a conv on S gives the same output for the same window of keys. Along a straight region edge every pixel has the
+    same pattern, so there are far fewer patterns than such pixels (Cityscapes-like maps at 512x256: ~1 in 4).
+    """
+
+    keys: torch.Tensor  # [B, oh, ow] long: the key of each uniform window (meaningless elsewhere)
+    patterns: torch.Tensor  # [U, k*k] long: the distinct mixed windows' keys, row-major; K = zero padding
+    table_index: torch.Tensor  # [B, oh, ow] long: key k for uniform windows, K + u for a window of pattern u
+    _derived: dict = field(default_factory=dict)
+
+    @property
+    def fraction(self) -> float:
+        """Distinct mixed windows per output: the share of the dense work that is left to compute."""
+        return self.patterns.shape[0] / max(1, self.keys.numel())
+
+
+@dataclass
+class LayoutAt:
+    """A SemanticLayout resized (nearest, as F.interpolate resizes S) to one resolution."""
+
+    keys: torch.Tensor  # [B, h, w] long, 0..K-1
+    vectors: torch.Tensor  # [K + 1, Cs]: S's value for each key; row K = zeros
+    _windows: dict = field(default_factory=dict)
+
+    @property
+    def num_keys(self) -> int:
+        return self.vectors.shape[0] - 1
+
+    def windows(self, k: int, stride: int, padding: int, padding_mode: str) -> Windows:
+        """The windows of a conv with kernel k, stride, padding (zeros: the pad key K; reflect: mirrored keys)."""
+        spec = (k, stride, padding, padding_mode)
+        if spec not in self._windows:
+            self._windows[spec] = _windows(self.keys, self.num_keys, *spec)
+        return self._windows[spec]
+
+
+def _windows(keys: torch.Tensor, K: int, k: int, stride: int, padding: int, padding_mode: str) -> Windows:
+    B, h, w = keys.shape
+    if padding_mode == "zeros":
+        kp = F.pad(keys, (padding,) * 4, value=K)  # [B, h+2p, w+2p]; K: a key no pixel has
+    elif padding_mode == "reflect":
+        kp = F.pad(keys.to(torch.float32).unsqueeze(1), (padding,) * 4, mode="reflect").squeeze(1).long()
+    else:
+        raise ValueError(f"padding_mode must be 'zeros' or 'reflect', got {padding_mode!r}")
+    hp, wp = kp.shape[-2:]
+    kf = kp.to(torch.float32).unsqueeze(1)  # ids < 2^24: exact in float32
+    hi = F.max_pool2d(kf, k, stride)
+    lo = -F.max_pool2d(-kf, k, stride)
+    oh, ow = hi.shape[-2:]
+    mixed = (hi != lo).view(-1).nonzero().squeeze(1)  # [N] flat indices into B*oh*ow
+    # The key of every window's top-left pixel: the window's key wherever the window is uniform.
+    corner = kp[:, : (oh - 1) * stride + 1 : stride, : (ow - 1) * stride + 1 : stride]
+    b, rem = mixed // (oh * ow), mixed % (oh * ow)
+    top_left = (b * hp + (rem // ow) * stride) * wp + (rem % ow) * stride  # [N] flat index into kp
+    offsets = (torch.arange(k, device=keys.device).view(-1, 1) * wp + torch.arange(k, device=keys.device)).view(-1)
+    window_keys = kp.reshape(-1)[top_left.view(-1, 1) + offsets]  # [N, k*k]
+    patterns, pattern_of = torch.unique(window_keys, dim=0, return_inverse=True)  # [U, k*k], [N]
+    table_index = corner.reshape(-1).clone()
+    table_index[mixed] = K + pattern_of
+    return Windows(corner.contiguous(), patterns, table_index.view(B, oh, ow))
+
+
+@dataclass
+class SemanticLayout:
+    """S [B, Cs, H, W] as region keys: keys [B, H, W] (0..K-1) and vectors [K + 1, Cs] (row K = zeros)."""
+
+    keys: torch.Tensor
+    vectors: torch.Tensor
+    _at: dict = field(default_factory=dict)
+
+    @classmethod
+    def from_semantic(cls, S: torch.Tensor, max_keys: int = MAX_KEYS) -> SemanticLayout | None:
+        """The layout of S, or None where S is not a label map (more than max_keys distinct pixel values, or more
+        than a quarter of its pixels) or needs a gradient (the region form gives none to S itself: the dense convs are used then)."""
+        if S.dim() != 4 or not S.is_floating_point() or S.requires_grad or S.numel() == 0:
+            return None
+        B, Cs, H, W = S.shape
+        code = torch.einsum("bchw,c->bhw", S.to(torch.float64), _hash_weights(Cs, S.device))
+        uniq, inverse = torch.unique(code.reshape(-1), return_inverse=True)
+        K, P = uniq.numel(), inverse.numel()
+        if K > max(16, min(max_keys, P // 4)):  # not a label map: most pixels have values of their own
+            return None
+        first = torch.full((K,), P, dtype=torch.long, device=S.device).scatter_reduce(
+            0, inverse, torch.arange(P, device=S.device), "amin")
+        b, rem = first // (H * W), first % (H * W)
+        vectors = S[b, :, rem // W, rem % W]  # [K, Cs]: the value at the first pixel of each key
+        keys = inverse.view(B, H, W)
+        # Exact check: every pixel equals its key's vector (rules out hash collisions and rounding).
+        if not bool((vectors[keys] == S.permute(0, 2, 3, 1)).all()):
+            return None
+        vectors = torch.cat([vectors, vectors.new_zeros(1, Cs)])
+        return cls(keys, vectors, {(H, W): LayoutAt(keys, vectors)})
+
+    @property
+    def num_keys(self) -> int:
+        return self.vectors.shape[0] - 1
+
+    def at(self, size: tuple[int, int]) -> LayoutAt:
+        """The layout at (h, w), resized nearest exactly as F.interpolate(S, size, mode="nearest") resizes S."""
+        size = (int(size[0]), int(size[1]))
+        if size not in self._at:
+            keys = F.interpolate(self.keys.unsqueeze(1).to(torch.float32), size=size, mode="nearest")
+            self._at[size] = LayoutAt(keys.squeeze(1).long(), self.vectors)
+        return self._at[size]
+
+
+def tap_tables(weight: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
+    """[k*k, K + 1, O]: row (t, key) = W[:, :, t] @ V[key], what tap t adds for an input pixel of that key."""
+    O, _, kh, kw = weight.shape
+    return torch.einsum("ocyx,kc->yxko", weight, vectors.to(weight.dtype)).reshape(kh * kw, -1, O)
+
+
+def fill(table: torch.Tensor, index: torch.Tensor, channels_last: bool) -> torch.Tensor:
+    """[B, O, h, w] with out[b, :, y, x] = table[index[b, y, x]]: NCHW-strided, or channels-last strided."""
+    B, h, w = index.shape
+    O = table.shape[1]
+    if channels_last:
+        return F.embedding(index, table).permute(0, 3, 1, 2)  # [B, h, w, O] read as [B, O, h, w]
+    out = table.t().contiguous().index_select(1, index.reshape(-1))  # [O, B*h*w]
+    return out.view(O, B, h, w).transpose(0, 1)
+
+
+def layout_conv(L: LayoutAt, weight: torch.Tensor, bias: torch.Tensor | None, stride: int = 1, padding: int = 0,
+                padding_mode: str = "zeros", channels_last: bool = False) -> torch.Tensor:
+    """F.conv2d(pad(S), weight, bias, stride) for the S that L describes, computed per region: [B, O, oh, ow]."""
+    k = weight.shape[-1]
+    if weight.shape[-2] != k:
+        raise ValueError(f"layout_conv: square kernels only, got {tuple(weight.shape)}")
+    win = L.windows(k, stride, padding, padding_mode)
+    K = L.num_keys
+    taps = tap_tables(weight, L.vectors)  # [k*k, K+1, O]
+    if bias is not None:
+        taps = taps + bias.view(1, 1, -1) * _one_at(k * k, k * k // 2, taps)  # the bias rides on the centre tap
+    const = taps.sum(0)[:K]  # [K, O]: a window of one key
+    rows = (torch.arange(k * k, device=L.keys.device) * (K + 1)).view(1, -1)
+    mixed = F.embedding_bag(win.patterns + rows, taps.reshape(-1, taps.shape[-1]), mode="sum")  # [U, O]
+    return fill(torch.cat([const, mixed.to(const.dtype)]), win.table_index, channels_last)
+
+
+def _one_at(n: int, i: int, like: torch.Tensor) -> torch.Tensor:
+    """[n, 1, 1] with 1 at i, 0 elsewhere (dtype and device of `like`)."""
+    e = like.new_zeros(n, 1, 1)
+    e[i] = 1
+    return e
+
+
+def _activation_rows(w5: Windows, K: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """For SPADE's two stacked 3x3 convs: (act_index [U5, 9], patterns3 [U3, 9]).
+
+    Activation rows are: the K keys (a pixel whose 3x3 window is uniform), the U3 distinct mixed 3x3 windows that
+    occur around the 5x5 patterns, and one zero row (index K + U3) for positions outside the image, the gamma/beta
+    conv's zero padding. act_index[u, j] is the row of neighbour j (row-major 3x3) of 5x5 pattern u.
+    """
+    if "spade" not in w5._derived:
+        dev = w5.patterns.device
+        r = torch.arange(3, device=dev)
+        pos_y, pos_x = r.repeat_interleave(3), r.repeat(3)  # neighbour j = (i, jj) and tap t = (a, c), row-major
+        # index into the 5x5 pattern of tap (a, c) of neighbour (i, jj): (i + a) * 5 + (jj + c)
+        idx = (pos_y.view(-1, 1) + pos_y.view(1, -1)) * 5 + pos_x.view(-1, 1) + pos_x.view(1, -1)
+        sub = w5.patterns[:, idx].reshape(-1, 9)  # [U5*9, 9]: each neighbour's 3x3 window of keys
+        centre = sub[:, 4]
+        uniform = (sub == centre.view(-1, 1)).all(1)
+        outside = centre == K  # the neighbour itself lies in the padding
+        mixed = ~uniform & ~outside
+        patterns3, of = torch.unique(sub[mixed], dim=0, return_inverse=True)
+        act_index = centre.clone()
+        act_index[mixed] = K + of
+        act_index[outside] = K + patterns3.shape[0]
+        w5._derived["spade"] = (act_index.view(-1, 9), patterns3)
+    return w5._derived["spade"]
+
+
+def _autocast_state(device_type: str) -> tuple[bool, torch.dtype | None]:
+    if torch.is_autocast_enabled(device_type):
+        return True, torch.get_autocast_dtype(device_type)
+    return False, None
+
+
+class _GatherGEMM(torch.autograd.Function):
+    """out = act[index].view(N, 9*hidden) @ weight + bias: a 3x3 conv evaluated at N pixels from a table of
+    activations (the im2col rows are gathered, not stored: the backward pass gathers them again)."""
+
+    @staticmethod
+    def forward(ctx, act: torch.Tensor, index: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor):
+        ctx.device_type = act.device.type
+        ctx.autocast = _autocast_state(ctx.device_type)
+        ctx.save_for_backward(act, index, weight)
+        cols = act.index_select(0, index.reshape(-1)).view(index.shape[0], -1)  # [N, 9*hidden]
+        return torch.addmm(bias, cols, weight)  # [N, O] (autocast applies, as to the dense conv)
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        act, index, weight = ctx.saved_tensors
+        enabled, dtype = ctx.autocast
+        g_act = g_weight = g_bias = None
+        with torch.autocast(ctx.device_type, dtype=dtype, enabled=enabled):
+            if ctx.needs_input_grad[2]:
+                cols = act.index_select(0, index.reshape(-1)).view(index.shape[0], -1)
+                g_weight = (cols.t() @ grad).to(weight.dtype)  # [9*hidden, O]
+            if ctx.needs_input_grad[0]:
+                g_cols = (grad @ weight.t()).to(act.dtype)  # [N, 9*hidden]
+                g_act = act.new_zeros(act.shape).index_add_(0, index.reshape(-1), g_cols.view(-1, act.shape[1]))
+        if ctx.needs_input_grad[3]:
+            g_bias = grad.sum(0).to(weight.dtype)
+        return g_act, None, g_weight, g_bias
+
+
+def spade_modulation(L: LayoutAt, shared_weight: torch.Tensor, shared_bias: torch.Tensor,
+                     weight: torch.Tensor, bias: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    """conv3x3(ReLU(conv3x3(S, shared) + shared_bias), weight) + bias for the S that L describes: [B, O, h, w].
+
+    SPADE's mlp_shared -> ReLU -> [mlp_gamma | mlp_beta], zero padding 1 for both convs. The activations
+    ReLU(mlp_shared(S)) are a table (one row per key, one per distinct mixed 3x3 window, a zero row); gamma/beta
+    are a second one: per key where the 5x5 window is uniform, and for each distinct mixed 5x5 window the 3x3 conv
+    over its 9 neighbours' activation rows (one GEMM). The fill reads each pixel's row.
+    """
+    w5 = L.windows(5, 1, 2, "zeros")
+    K, hidden = L.num_keys, shared_weight.shape[0]
+    act_index, patterns3 = _activation_rows(w5, K)
+    taps = tap_tables(shared_weight, L.vectors)  # [9, K+1, hidden]; row K (padding) = 0
+    taps = taps + shared_bias.view(1, 1, -1) * _one_at(9, 4, taps)  # centre tap carries the bias
+    rows = (torch.arange(9, device=L.keys.device) * (K + 1)).view(1, -1)
+    mixed_pre = F.embedding_bag(patterns3 + rows, taps.reshape(-1, hidden), mode="sum")  # [U3, hidden]
+    act = F.relu(torch.cat([taps.sum(0)[:K], mixed_pre, taps.new_zeros(1, hidden)]))  # [K + U3 + 1, hidden]
+    const = torch.addmm(bias, act[:K], weight.sum((2, 3)).t())  # [K, O]: gamma/beta inside a region of one key
+    w_mat = weight.permute(2, 3, 1, 0).reshape(9 * hidden, -1)  # [(tap, hidden), O]
+    mixed = _GatherGEMM.apply(act, act_index, w_mat, bias)  # [U5, O]
+    return fill(torch.cat([const.to(mixed.dtype), mixed]), w5.table_index, channels_last)
+
+
+def worth_regions(L: LayoutAt) -> bool:
+    """Whether SPADE at this resolution is cheaper per region than dense (enough pixels, few boundary pixels)."""
+    h, w = L.keys.shape[-2:]
+    return h * w >= MIN_PIXELS and L.windows(5, 1, 2, "zeros").fraction <= MAX_BOUNDARY_FRACTION
