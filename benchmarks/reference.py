@@ -4,6 +4,8 @@ Global generator G_g (`reference_global`): as the release computes SPADE (and as
 path): every SPADE resizes the full-resolution map itself and runs its own mlp_shared conv over the whole image, then
 mlp_gamma and mlp_beta as two convs, BN(x) * (1 + gamma) + beta; E's conv1 runs densely over the one-hot map.
 
+Discriminators (`concatenating_discriminator`): every image concatenated with the map, as released.
+
 Local branch: the plain per-class reference, computed densely.
 
 This is the straightforward (official-release style) computation of Eq. 1 and Eq. 4: for every class i, present in
@@ -60,6 +62,22 @@ def reference_global(gg: SPADEGenerator, x: torch.Tensor, S: torch.Tensor) -> to
     for block in [gg.up_0, gg.up_1, gg.up_2, gg.up_3] + ([gg.up_4] if hasattr(gg, "up_4") else []):
         x = release_block(block, up(x), S)
     return torch.tanh(gg.conv_img(F.leaky_relu(x, 0.2)))
+
+
+def concatenating_discriminator(D: torch.nn.Module) -> torch.nn.Module:
+    """Makes D(S, images) (n images per map) run as released: D(concat(S, image)) on the stacked concatenations, so
+    S's part of the first conv is computed for every image, densely. Returns D (its forward patched)."""
+    own = D.forward
+
+    def forward(*inputs: torch.Tensor):
+        if len(inputs) == 2:
+            cond, images = inputs
+            cond = cond.repeat(images.shape[0] // cond.shape[0], 1, 1, 1)
+            return own(torch.cat([cond, images], 1))
+        return own(*inputs)
+
+    D.forward = forward
+    return D
 
 
 def dense_class_images(local: LocalClassGenerator, f: torch.Tensor, M: torch.Tensor) -> torch.Tensor:

@@ -132,6 +132,7 @@ def instrument(scopes: Scopes, G: nn.Module, discriminators: Iterable[nn.Module]
         for owner in (local_generator, reference):  # the model's and the reference's up-conv + IN + ReLU
             scopes.wrap(owner, "upconv_in_relu", upconv_label)
     scopes.wrap(reference, "reference_local_head", G_LOCAL_HEAD)  # the reference variant's dense head
+    scopes.wrap(reference, "reference_global", G_GLOBAL)  # and its G_g with SPADE as released
     for D in discriminators:
         scopes.hook(D, DISC)
     for name, label, prefix in (("g_step", "G step", PHASE), ("d_step", "D step", PHASE),

@@ -20,7 +20,7 @@ Variants, interleaved in one process (the order rotates every repeat), reported 
 | one_forward | default with train.step_order=one_forward (the D step judges the G step's fakes: one G forward fewer) |
 | checkpointed | default with train.activation_checkpointing=true (SPADE and residual blocks recomputed in the backward) |
 | fp32 | default with autocast and channels-last off |
-| reference | as the release computes: fp32, contiguous, fakes regenerated after the G step, and the class-specific local branch computed densely for every class (benchmarks/reference.py) |
+| reference | as the release computes: fp32, contiguous, fakes regenerated after the G step, SPADE's convs over the whole image (each SPADE resizing the map, mlp_gamma and mlp_beta apart), E's conv1 and D's first conv dense over the one-hot map for every image, and the class-specific local branch computed densely for every class (benchmarks/reference.py) |
 
 --profile OUT.md: instead of timing, profiles --repeats iterations (after one warm-up and one unprofiled timed
 iteration) of each variant in --variants (default there: default,reference), interleaved, at the first --sizes /
@@ -45,7 +45,7 @@ import torch
 
 from benchmarks.generator_step import machine_info, machine_line, parse_size
 from benchmarks.memory import cpu_step_peak
-from benchmarks.reference import reference_forward
+from benchmarks.reference import concatenating_discriminator, reference_forward
 
 VARIANTS = ("default", "one_forward", "checkpointed", "fp32", "reference")
 
@@ -76,6 +76,8 @@ def build_variant(name: str, city: Path, size: tuple[int, int], batch: int, work
     if name == "reference":
         G = run.G
         G.forward = types.MethodType(lambda self, S: reference_forward(self, S), G)
+        for D in run.Ds.values():
+            concatenating_discriminator(getattr(D, "module", D))
     batch_data = next(iter(run.data.epoch_batches(0, 0)))
     return run, batch_data
 

@@ -148,10 +148,12 @@ def test_semantic_task_follows_model_init():
 
 
 class _StubD(torch.nn.Module):
-    """A 'discriminator' whose logit map is the image's channel mean: D(c, x) = mean_c x, [B, 1, H, W]."""
+    """A 'discriminator' whose logit map is the image's channel mean: D(c, images) = mean_c image, [n*B, 1, H, W]
+    (the tasks call D with the condition and the images stacked on the batch axis)."""
 
-    def forward(self, x):
-        return [[x[:, -3:].mean(1, keepdim=True)]]
+    def forward(self, cond, images):
+        assert images.shape[0] % cond.shape[0] == 0 and images.shape[1] == 3
+        return [[images.mean(1, keepdim=True)]]
 
 
 def _softplus(v):

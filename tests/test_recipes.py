@@ -55,7 +55,8 @@ def _events_of_one_iteration(city, tmp_path, order):
 
         G.register_forward_hook(on_g)
         D = run.Ds["D_s"]
-        D.register_forward_hook(lambda m, i, o: judged.append(i[0].detach().clone()) if D.training and
+        # D(S, images): the images judged are the last input (real and fakes stacked on the batch axis).
+        D.register_forward_hook(lambda m, i, o: judged.append(i[-1].detach().clone()) if D.training and
                                 torch.is_grad_enabled() and any(p.requires_grad for p in D.parameters()) else None)
         for opt, name in ((run.opt_d, "D step"), (run.opt_g, "G step")):
             opt.register_step_post_hook(lambda *a, name=name: events.append(name))

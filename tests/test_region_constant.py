@@ -184,12 +184,15 @@ def test_spade_forward_and_all_gradients(kind, always_regions):
         assert p.grad is not None and _max_diff(p.grad, q.grad) <= TOL, name
 
 
-@pytest.mark.parametrize("kind", ["street", "dontcare"])
-def test_spade_block_forward_and_all_gradients(kind, always_regions):
+@pytest.mark.parametrize("kind,channels_last", [("street", False), ("dontcare", False), ("street", True)])
+def test_spade_block_forward_and_all_gradients(kind, channels_last, always_regions):
     S = MAPS[kind]()
     L = SemanticLayout.from_semantic(S)
     region, dense = _spade_pair(SPADEResBlock, 6, 4, S.shape[1], 5)  # learned shortcut: three SPADEs
     x = torch.randn(S.shape[0], 6, *S.shape[-2:], dtype=torch.float64)
+    if channels_last:  # the modulation is filled and its gradient summed in NHWC order (train.channels_last)
+        x = x.to(memory_format=torch.channels_last)
+        region = region.to(memory_format=torch.channels_last)
     xr, xd = x.clone().requires_grad_(), x.clone().requires_grad_()
     yr, yd = region(xr, S, L), dense(xd, S)
     assert _max_diff(yr, yd) <= TOL
@@ -315,3 +318,36 @@ def test_numpy_free_of_literal_classes():
     S = make_semantic_input(label, 151, None).double()
     L = SemanticLayout.from_semantic(S)
     assert L.vectors.shape[1] == 151 and torch.equal(L.vectors[L.keys].permute(0, 3, 1, 2), S)
+
+
+@pytest.mark.parametrize("which", ["multiscale", "multiscale_dense", "patchgan"])
+def test_discriminator_with_a_condition_is_the_conv_of_the_concatenation(which, always_regions):
+    """D(S, images) with n images per map equals D(concat(S, image)) per image: forward and every gradient (the
+    condition's part of the first conv is computed once, per region of the label map for the multiscale D)."""
+    from lggan.models import MultiscaleDiscriminator, PatchGANDiscriminator
+
+    S = _street(B=2, size=(64, 32))
+    n = 3
+    torch.manual_seed(0)
+    if which == "patchgan":
+        D = PatchGANDiscriminator(S.shape[1] + 3, ndf=4).double().train()
+    else:
+        D = MultiscaleDiscriminator(S.shape[1] + 3, ndf=4, n_layers=3, num_d=2).double().train()
+        D.region_constant = which == "multiscale"
+    D_cat = copy.deepcopy(D)
+    images = torch.randn(n * 2, 3, 32, 64, dtype=torch.float64)
+    xi, xc = images.clone().requires_grad_(), images.clone().requires_grad_()
+    got = D(S, xi)
+    want = D_cat(torch.cat([S.repeat(n, 1, 1, 1), xc], 1))
+    assert [len(s) for s in got] == [len(s) for s in want]
+    loss_got = sum((f * (k + 1)).sum() for scale in got for k, f in enumerate(scale))
+    loss_want = sum((f * (k + 1)).sum() for scale in want for k, f in enumerate(scale))
+    for a, b in zip([f for s in got for f in s], [f for s in want for f in s]):
+        assert _max_diff(a, b) <= TOL
+    loss_got.backward()
+    loss_want.backward()
+    assert _max_diff(xi.grad, xc.grad) <= TOL
+    for (name, p), q in zip(D.named_parameters(), D_cat.parameters()):
+        assert _max_diff(p.grad, q.grad) <= TOL * max(1.0, q.grad.abs().max().item()), name
+    with pytest.raises(ValueError, match="n\\*B"):
+        D(S, images[:5])

@@ -124,12 +124,11 @@ def check_unique_outputs(sources: list[Path], what: str) -> list[str]:
 def _judge(D: nn.Module, cond: torch.Tensor, images: list[torch.Tensor]) -> list[list[list[torch.Tensor]]]:
     """Runs D once on concat(cond, image) for all images stacked on the batch axis; splits the outputs back.
 
-    D returns, per scale, the list of its intermediate features (the last is the prediction); the result is
-    indexed [image][scale][layer].
+    D(cond, images) computes cond's part of its first conv once for all images. D returns, per scale, the list of
+    its intermediate features (the last is the prediction); the result is indexed [image][scale][layer].
     """
     n = len(images)
-    x = torch.cat([torch.cat([cond, img], 1) for img in images], 0)  # [n*B, C_cond+3, H, W]
-    preds = D(x)
+    preds = D(cond, torch.cat(images, 0))  # images [n*B, 3, H, W]
     return [[[f.chunk(n, 0)[i] for f in scale] for scale in preds] for i in range(n)]
 
 

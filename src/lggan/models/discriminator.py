@@ -6,16 +6,47 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lggan.models.semantic_layout import SemanticLayout, layout_conv
 from lggan.models.spectral import spectral_norm
 
 
 def joined_input(inputs: tuple[torch.Tensor, ...], in_channels: int, who: str) -> torch.Tensor:
-    """D(c, image) or D(x): the inputs concatenated on channels, [B, in_channels, H, W]; ValueError otherwise."""
+    """D(x): the one input [B, in_channels, H, W]; ValueError otherwise."""
     x = inputs[0] if len(inputs) == 1 else torch.cat(inputs, dim=1)
     if x.dim() != 4 or x.shape[1] != in_channels:
         raise ValueError(f"{who}: input must have {in_channels} channels in total, "
                          f"got shapes {[tuple(t.shape) for t in inputs]}")
     return x
+
+
+def conditional_input(cond: torch.Tensor, images: torch.Tensor, in_channels: int, who: str) -> int:
+    """D(c, images): checks cond [B, Cc, H, W] and images [n*B, in_channels - Cc, H, W] (n images per condition,
+    stacked on the batch axis, image-major); returns n."""
+    B = cond.shape[0]
+    if (cond.dim() != 4 or images.dim() != 4 or cond.shape[1] + images.shape[1] != in_channels
+            or cond.shape[-2:] != images.shape[-2:] or B == 0 or images.shape[0] % B):
+        raise ValueError(f"{who}: D(c, images) needs c [B, C_c, H, W] and images [n*B, {in_channels} - C_c, H, W], "
+                         f"got {tuple(cond.shape)} and {tuple(images.shape)}")
+    return images.shape[0] // B
+
+
+def conditional_conv(conv: nn.Conv2d, cond: torch.Tensor, images: torch.Tensor,
+                     layout: SemanticLayout | None = None) -> torch.Tensor:
+    """conv(concat(c, image)) for n images per condition: conv_c(c) + conv_image(images), [n*B, O, h, w].
+
+    The condition's part is computed once for all n images (the D step judges the real image and three fakes under
+    one label map), per region when c is a label map (`layout`); the same function as the conv of the concatenation.
+    """
+    Cc, B = cond.shape[1], cond.shape[0]
+    n = images.shape[0] // B
+    stride, padding = conv.stride[0], conv.padding[0]
+    w_cond, w_image = conv.weight[:, :Cc], conv.weight[:, Cc:]
+    if layout is not None:
+        c = layout_conv(layout.at(cond.shape[-2:]), w_cond, conv.bias, stride, padding)
+    else:
+        c = F.conv2d(cond, w_cond, conv.bias, stride, padding)  # [B, O, h, w]
+    x = F.conv2d(images, w_image, None, stride, padding)  # [n*B, O, h, w]
+    return (x.view(n, B, *x.shape[1:]) + c).view(x.shape)
 
 
 class NLayerDiscriminator(nn.Module):
@@ -37,11 +68,18 @@ class NLayerDiscriminator(nn.Module):
         layers.append(nn.Sequential(nn.Conv2d(nf, 1, 4, stride=1, padding=2)))
         self.layers = nn.ModuleList(layers)
 
-    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
-        """Every layer's output (for feature matching); the last one is the patch prediction [B, 1, h, w]."""
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None,
+                layout: SemanticLayout | None = None) -> list[torch.Tensor]:
+        """Every layer's output (for feature matching); the last one is the patch prediction [B, 1, h, w].
+
+        With `cond`, x holds n images per condition and the first conv reads concat(cond, image) (conditional_conv).
+        """
         features = []
-        for layer in self.layers:
-            x = layer(x)
+        for i, layer in enumerate(self.layers):
+            if i == 0 and cond is not None:
+                x = layer[1](conditional_conv(layer[0], cond, x, layout))  # conv, LeakyReLU
+            else:
+                x = layer(x)
             features.append(x)
         return features
 
@@ -56,8 +94,26 @@ class MultiscaleDiscriminator(nn.Module):
         self.in_channels = in_channels
         self.scales = nn.ModuleList(NLayerDiscriminator(in_channels, ndf, n_layers, spectral) for _ in range(num_d))
 
+    region_constant: bool = True  # the condition's part of the first conv per region of a label map
+
     def forward(self, *inputs: torch.Tensor) -> list[list[torch.Tensor]]:
-        """D(S, image) or D(x): inputs are concatenated on channels; returns per scale the list of layer outputs."""
+        """D(x) or D(S, images): returns per scale the list of layer outputs.
+
+        D(S, images): S [B, C_S, H, W] and images [n*B, 3, H, W] (n images per map, image-major), the same as
+        D(concat(S, image)) for each image; S's part of each scale's first conv is computed once, per region of the
+        label map on the first scale (the second scale sees S average-pooled: dense).
+        """
+        if len(inputs) == 2:
+            cond, x = inputs
+            conditional_input(cond, x, self.in_channels, "discriminator")
+            layout = SemanticLayout.from_semantic(cond) if self.region_constant else None
+            outputs = []
+            for i, D in enumerate(self.scales):
+                if i > 0:
+                    cond, x = (F.avg_pool2d(t, 3, stride=2, padding=1, count_include_pad=False) for t in (cond, x))
+                    layout = None
+                outputs.append(D(x, cond, layout))
+            return outputs
         x = joined_input(inputs, self.in_channels, "discriminator")
         outputs = []
         for i, D in enumerate(self.scales):
@@ -115,15 +171,21 @@ class PatchGANDiscriminator(nn.Module):
         self._block_ends = {i for i, m in enumerate(layers) if isinstance(m, nn.LeakyReLU)} | {len(layers) - 1}
 
     def forward(self, *inputs: torch.Tensor) -> list[list[torch.Tensor]]:
-        """D(c, image) or D(x): inputs concatenated on channels, [B, in_channels, H, W].
+        """D(x), x [B, in_channels, H, W], or D(c, images) with n images per condition (c [B, C_c, H, W], images
+        [n*B, in_channels - C_c, H, W], image-major): the same as D(concat(c, image)) per image, c's part of the first
+        conv computed once.
 
         Returns the multiscale contract with one scale: [[block_1, ..., block_{n_layers+1}, logits]], each block
         output [B, C_k, H_k, W_k] after its LeakyReLU, logits [B, 1, h, w] (h = H/8 - 2 at n_layers = 3).
         """
-        x = joined_input(inputs, self.in_channels, "PatchGANDiscriminator")
+        if len(inputs) == 2:
+            cond, x = inputs
+            conditional_input(cond, x, self.in_channels, "PatchGANDiscriminator")
+        else:
+            cond, x = None, joined_input(inputs, self.in_channels, "PatchGANDiscriminator")
         features = []
         for i, layer in enumerate(self.model):
-            x = layer(x)
+            x = conditional_conv(layer, cond, x) if i == 0 and cond is not None else layer(x)
             if i in self._block_ends:
                 features.append(x)
         return [features]

@@ -254,9 +254,16 @@ class _GatherGEMM(torch.autograd.Function):
         return g_act, None, g_weight, g_bias
 
 
-def spade_modulation(L: LayoutAt, shared_weight: torch.Tensor, shared_bias: torch.Tensor,
-                     weight: torch.Tensor, bias: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
-    """conv3x3(ReLU(conv3x3(S, shared) + shared_bias), weight) + bias for the S that L describes: [B, O, h, w].
+def gemm_weight(weights: list[torch.Tensor]) -> torch.Tensor:
+    """3x3 conv weights [O_i, hidden, 3, 3] side by side as one GEMM matrix [(tap, hidden), sum O_i], in one copy."""
+    return torch.cat([w.permute(2, 3, 1, 0) for w in weights], 3).reshape(-1, sum(w.shape[0] for w in weights))
+
+
+def spade_tables(L: LayoutAt, shared_weight: torch.Tensor, shared_bias: torch.Tensor, weight: torch.Tensor,
+                 bias: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """conv3x3(ReLU(conv3x3(S, shared) + shared_bias), W) + bias for the S that L describes, as (table [R, O],
+    index [B, h, w]): the output at pixel p is table[index[p]] (`fill`; `spade_modulation` is the image itself).
+    weight: W as gemm_weight([W]), [9 * hidden, O].
 
     SPADE's mlp_shared -> ReLU -> [mlp_gamma | mlp_beta], zero padding 1 for both convs. The activations
     ReLU(mlp_shared(S)) are a table (one row per key, one per distinct mixed 3x3 window, a zero row); gamma/beta
@@ -271,10 +278,54 @@ def spade_modulation(L: LayoutAt, shared_weight: torch.Tensor, shared_bias: torc
     rows = (torch.arange(9, device=L.keys.device) * (K + 1)).view(1, -1)
     mixed_pre = F.embedding_bag(patterns3 + rows, taps.reshape(-1, hidden), mode="sum")  # [U3, hidden]
     act = F.relu(torch.cat([taps.sum(0)[:K], mixed_pre, taps.new_zeros(1, hidden)]))  # [K + U3 + 1, hidden]
-    const = torch.addmm(bias, act[:K], weight.sum((2, 3)).t())  # [K, O]: gamma/beta inside a region of one key
-    w_mat = weight.permute(2, 3, 1, 0).reshape(9 * hidden, -1)  # [(tap, hidden), O]
-    mixed = _GatherGEMM.apply(act, act_index, w_mat, bias)  # [U5, O]
-    return fill(torch.cat([const.to(mixed.dtype), mixed]), w5.table_index, channels_last)
+    const = torch.addmm(bias, act[:K], weight.view(9, hidden, -1).sum(0))  # [K, O]: inside a region of one key
+    mixed = _GatherGEMM.apply(act, act_index, weight, bias)  # [U5, O]
+    return torch.cat([const.to(mixed.dtype), mixed]), w5.table_index
+
+
+def spade_modulation(L: LayoutAt, shared_weight: torch.Tensor, shared_bias: torch.Tensor,
+                     weight: torch.Tensor, bias: torch.Tensor, channels_last: bool = False) -> torch.Tensor:
+    """spade_tables filled in: [B, O, h, w] (NCHW- or channels-last-strided); weight in conv form [O, hidden, 3, 3]."""
+    return fill(*spade_tables(L, shared_weight, shared_bias, gemm_weight([weight]), bias), channels_last)
+
+
+class RegionModulate(torch.autograd.Function):
+    """SPADE's x_hat * (1 + gamma) + beta with (1 + gamma, beta) = table[index] per pixel (spade_tables).
+
+    The filled [B, 2C, h, w] modulation is not kept for the backward pass (the dense path keeps gamma and beta):
+    the backward fills 1 + gamma again and sums the gradients of each table row over its pixels.
+    x_hat [B, C, h, w] (BatchNorm's output), table [R, 2C], index [B, h, w] -> [B, C, h, w].
+    """
+
+    @staticmethod
+    def forward(ctx, x_hat: torch.Tensor, table: torch.Tensor, index: torch.Tensor, channels_last: bool):
+        C = x_hat.shape[1]
+        mod = fill(table, index, channels_last)
+        ctx.save_for_backward(x_hat, table, index)
+        ctx.channels_last = channels_last
+        return torch.addcmul(mod[:, C:], x_hat, mod[:, :C])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        x_hat, table, index = ctx.saved_tensors
+        C, R = x_hat.shape[1], table.shape[0]
+        g_x = g_table = None
+        if ctx.needs_input_grad[0]:
+            g_x = (grad * fill(table[:, :C], index, ctx.channels_last)).to(x_hat.dtype)
+        if ctx.needs_input_grad[1]:
+            rows = index.reshape(-1)
+            if ctx.channels_last:  # [B, h, w, C] pixel rows summed into table rows
+                per_pixel = torch.cat([grad * x_hat, grad], 1).permute(0, 2, 3, 1).reshape(-1, 2 * C)
+                g_table = per_pixel.new_zeros(R, 2 * C).index_add_(0, rows, per_pixel)
+            else:  # per channel: [2C, B*h*w] summed into [2C, R]
+                B = grad.shape[0]
+                per_pixel = torch.cat([grad * x_hat, grad], 1).transpose(0, 1).reshape(2 * C, -1)
+                g_table = per_pixel.new_zeros(2 * C, R).index_add_(1, rows, per_pixel).t()
+            g_table = g_table.to(table.dtype)
+        return g_x, g_table, None, None
+
+
+
 
 
 def worth_regions(L: LayoutAt) -> bool:

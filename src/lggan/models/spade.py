@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from lggan.models.checkpointing import CheckpointableBlock
-from lggan.models.semantic_layout import SemanticLayout, spade_modulation, worth_regions
+from lggan.models.semantic_layout import (RegionModulate, SemanticLayout, gemm_weight, spade_tables,
+                                            worth_regions)
 from lggan.models.spectral import spectral_norm
 
 
@@ -22,29 +23,31 @@ class SPADE(nn.Module):
         self.mlp_gamma = nn.Conv2d(hidden, num_features, 3, padding=1)
         self.mlp_beta = nn.Conv2d(hidden, num_features, 3, padding=1)
 
-    def _gamma_beta(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """mlp_gamma and mlp_beta as one conv with 2C outputs, the 1 of (1 + gamma) folded into its bias:
-        weight [2C, hidden, 3, 3], bias [2C]."""
-        weight = torch.cat([self.mlp_gamma.weight, self.mlp_beta.weight])
-        return weight, torch.cat([self.mlp_gamma.bias + 1, self.mlp_beta.bias])
+    def _gamma_beta_bias(self) -> torch.Tensor:
+        """[2C]: the bias of mlp_gamma and mlp_beta as one conv, the 1 of (1 + gamma) folded in."""
+        return torch.cat([self.mlp_gamma.bias + 1, self.mlp_beta.bias])
 
     def modulation(self, S: torch.Tensor | None, layout=None, actv: torch.Tensor | None = None,
-                   channels_last: bool = False) -> torch.Tensor:
-        """[B, 2C, h, w] = concat(1 + gamma, beta) at S's size.
+                   channels_last: bool = False):
+        """concat(1 + gamma, beta) at S's size: a [B, 2C, h, w] tensor, or with `layout` (a LayoutAt of S at this size)
+        the same per region, as (table [R, 2C], index [B, h, w], channels_last) (semantic_layout.spade_tables).
 
-        layout (a LayoutAt of S at this size): computed per region (semantic_layout.spade_modulation), the same
-        function; actv: mlp_shared(S) when the caller has it (SPADEResBlock computes all its SPADEs' at once).
+        actv: mlp_shared(S) when the caller has it (SPADEResBlock computes all its SPADEs' at once).
         """
-        weight, bias = self._gamma_beta()
+        bias = self._gamma_beta_bias()
         if layout is not None:
             conv = self.mlp_shared[0]
-            return spade_modulation(layout, conv.weight, conv.bias, weight, bias, channels_last)
+            weight = gemm_weight([self.mlp_gamma.weight, self.mlp_beta.weight])  # [9 * hidden, 2C]
+            return (*spade_tables(layout, conv.weight, conv.bias, weight, bias), channels_last)
         if actv is None:
             actv = self.mlp_shared(S)  # [B, hidden, h, w]
-        return F.conv2d(actv, weight, bias, padding=1)
+        # mlp_gamma and mlp_beta as one conv with 2C outputs.
+        return F.conv2d(actv, torch.cat([self.mlp_gamma.weight, self.mlp_beta.weight]), bias, padding=1)
 
-    def modulate(self, x: torch.Tensor, mod: torch.Tensor) -> torch.Tensor:
+    def modulate(self, x: torch.Tensor, mod) -> torch.Tensor:
         """BatchNorm(x) * (1 + gamma) + beta for mod = modulation(...)."""
+        if isinstance(mod, tuple):  # per region: the filled modulation is never stored
+            return RegionModulate.apply(self.param_free_norm(x), *mod)
         C = x.shape[1]
         return torch.addcmul(mod[:, C:], self.param_free_norm(x), mod[:, :C])
 
