@@ -67,6 +67,7 @@ def always_regions(monkeypatch):
     """Take the region path at every resolution (the speed thresholds would send small maps to the dense convs)."""
     monkeypatch.setattr(sl, "MAX_BOUNDARY_FRACTION", 1.0)
     monkeypatch.setattr(sl, "MIN_PIXELS", 0)
+    monkeypatch.setattr(sl, "MAX_CONV_FRACTION", 1.0)
 
 
 def _max_diff(a, b):
@@ -351,3 +352,16 @@ def test_discriminator_with_a_condition_is_the_conv_of_the_concatenation(which, 
         assert _max_diff(p.grad, q.grad) <= TOL * max(1.0, q.grad.abs().max().item()), name
     with pytest.raises(ValueError, match="n\\*B"):
         D(S, images[:5])
+
+
+def test_unique_rows_is_torch_unique_and_survives_collisions(monkeypatch):
+    g = torch.Generator().manual_seed(1)
+    rows = torch.randint(0, 4, (500, 9), generator=g)
+    patterns, inverse = sl.unique_rows(rows)
+    want = torch.unique(rows, dim=0)
+    assert torch.equal(patterns[inverse], rows)
+    assert patterns.shape == want.shape and torch.equal(torch.unique(patterns, dim=0), want)
+    # A hash that collides (every weight 1: rows with the same sum share a code) falls back to torch.unique.
+    monkeypatch.setattr(sl, "_row_weights", lambda n, device: torch.ones(n, dtype=torch.long, device=device))
+    patterns, inverse = sl.unique_rows(rows)
+    assert torch.equal(patterns, want) and torch.equal(patterns[inverse], rows)

@@ -123,6 +123,24 @@ def batched_correlation(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tenso
     return out if bias is None else out + bias.view(N, cout, 1, 1)
 
 
+# Up to this many input channels the class convs run as one ordinary conv per present class over its windows; above,
+# as one batched matmul + fold over all windows (batched_correlation). Measured on one CPU thread (Intel Xeon, 18
+# classes, 16x16 tiles of 22x22 windows, forward + backward): 16 channels (the synth preset) 114 vs 264 ms,
+# 32 channels 272 vs 300 ms, 64 channels (official widths) 1,405 vs 840 ms.
+PER_CLASS_CONV_MAX_CHANNELS = 32
+
+
+def per_class_correlation(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor,
+                          class_idx: torch.Tensor) -> torch.Tensor:
+    """What batched_correlation(x, weight[class_idx], bias[class_idx]) computes, as one F.conv2d per class present:
+    x [N, Cin, h, w], weight [C, Cout, Cin, k, k], bias [C, Cout], class_idx [N] -> [N, Cout, h-k+1, w-k+1]."""
+    order = torch.argsort(class_idx, stable=True)
+    classes, counts = torch.unique_consecutive(class_idx[order], return_counts=True)
+    outs = [F.conv2d(xs, weight[c], bias[c])
+            for c, xs in zip(classes.tolist(), x[order].split(counts.tolist()))]
+    return torch.cat(outs)[torch.argsort(order)]  # back in the windows' order
+
+
 class ClassSpecificConv(nn.Module):
     """Per-class conv + tanh of G_l (§3.2, Eq. 1): I^l_i = tanh(conv_i(reflect_pad(M_i * f'))), computed sparsely."""
 
@@ -186,7 +204,10 @@ class ClassSpecificConv(nn.Module):
             f_win = f_pad.unfold(2, win, T).unfold(3, win, T).permute(0, 2, 3, 1, 4, 5)[b, ty, tx]
             M_win = M_pad.unfold(2, win, T).unfold(3, win, T)[b, i, ty, tx]  # [N, win, win]
             F_i = f_win * M_win.unsqueeze(1)  # Eq. 1 on the window
-            out = batched_correlation(F_i, self.weight[i], self.bias[i])  # conv_i on each window, [N, 3, T, T]
+            if self.in_channels <= PER_CLASS_CONV_MAX_CHANNELS:
+                out = per_class_correlation(F_i, self.weight, self.bias, i)  # conv_i on each window, [N, 3, T, T]
+            else:
+                out = batched_correlation(F_i, self.weight[i], self.bias[i])
             delta = (torch.tanh(out) - const[i].view(-1, self.out_channels, 1, 1)) * in_image.unsqueeze(1)
         return ClassImages(const=const, delta=delta, batch_idx=b, class_idx=i, tile_y=ty, tile_x=tx,
                            height=H, width=W, batch_size=B, tile=T)

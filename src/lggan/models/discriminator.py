@@ -6,7 +6,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lggan.models.semantic_layout import SemanticLayout, layout_conv
+from lggan.models.semantic_layout import SemanticLayout, conv_worth_regions, layout_conv
 from lggan.models.spectral import spectral_norm
 
 
@@ -41,8 +41,9 @@ def conditional_conv(conv: nn.Conv2d, cond: torch.Tensor, images: torch.Tensor,
     n = images.shape[0] // B
     stride, padding = conv.stride[0], conv.padding[0]
     w_cond, w_image = conv.weight[:, :Cc], conv.weight[:, Cc:]
-    if layout is not None:
-        c = layout_conv(layout.at(cond.shape[-2:]), w_cond, conv.bias, stride, padding)
+    at = layout.at(cond.shape[-2:]) if layout is not None else None
+    if at is not None and conv_worth_regions(at, conv.kernel_size[0], stride, padding, "zeros", cond.device.type):
+        c = layout_conv(at, w_cond, conv.bias, stride, padding)
     else:
         c = F.conv2d(cond, w_cond, conv.bias, stride, padding)  # [B, O, h, w]
     x = F.conv2d(images, w_image, None, stride, padding)  # [n*B, O, h, w]
@@ -106,7 +107,8 @@ class MultiscaleDiscriminator(nn.Module):
         if len(inputs) == 2:
             cond, x = inputs
             conditional_input(cond, x, self.in_channels, "discriminator")
-            layout = SemanticLayout.from_semantic(cond) if self.region_constant else None
+            dense = not self.region_constant or torch.is_autocast_enabled(cond.device.type)  # see conv_worth_regions
+            layout = None if dense else SemanticLayout.from_semantic(cond)
             outputs = []
             for i, D in enumerate(self.scales):
                 if i > 0:

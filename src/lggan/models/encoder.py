@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from lggan.models.residual import ResidualBlock
-from lggan.models.semantic_layout import SemanticLayout, layout_conv
+from lggan.models.semantic_layout import SemanticLayout, conv_worth_regions, layout_conv
 
 
 class EncoderOutput(NamedTuple):
@@ -49,12 +49,12 @@ class SharedEncoder(nn.Module):
 
     def forward(self, S: torch.Tensor, layout: SemanticLayout | None = None) -> EncoderOutput:
         """S [B, in_channels, H, W]; layout: S's SemanticLayout, with which conv1 (it reads only S) is computed per
-        region (semantic_layout.layout_conv: the same function)."""
+        region (semantic_layout.layout_conv: the same function) where that pays off."""
         if S.dim() != 4 or S.shape[1] != self.in_channels:
             raise ValueError(f"encoder input S must be [B, {self.in_channels}, H, W], got {tuple(S.shape)}")
-        if layout is not None:
-            h = layout_conv(layout.at(S.shape[-2:]), self.conv1.weight, self.conv1.bias, padding=3,
-                            padding_mode="reflect")
+        at = layout.at(S.shape[-2:]) if layout is not None else None
+        if at is not None and conv_worth_regions(at, 7, 1, 3, "reflect", S.device.type):
+            h = layout_conv(at, self.conv1.weight, self.conv1.bias, padding=3, padding_mode="reflect")
             x = F.relu(F.instance_norm(h))  # [B, ngf, H, W]
         else:
             x = self._block(self.conv1, F.pad(S, (3, 3, 3, 3), mode="reflect"))  # [B, ngf, H, W]
