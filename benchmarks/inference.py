@@ -23,11 +23,15 @@ Variants (all loaded from the same checkpoint, interleaved in one process; the o
 | channels_last | amp="off", channels_last="on": fp32, weights and input in channels-last (NHWC) |
 | auto | amp="auto", channels_last="auto": what a user gets (bf16 + channels-last only where bf16 is native) |
 | bf16 | amp="bf16", channels_last="auto": forced bf16 autocast (not run by default: emulated, slow, without native bf16) |
+| today | as fp32, with the path before the region-constant work: every SPADE's convs over the whole image as released (benchmarks/reference.py `reference_global`) and E's conv1 dense |
+| today_auto | as auto, with that same dense path |
 
 Label maps: Cityscapes-like street scenes with 15-20 classes present (benchmarks/labels.py; 10-15 of 151 for an
 ade20k-like preset); batch 1 uses the first image of the batch-4 set. Per configuration (size, batch, threads):
 one untimed warm-up call per variant (its time is kept in --json as `first_call_s`), then `--repeats` interleaved
 timed calls (`--large-repeats` for calls of >= 4 x 512 x 256 pixels); images/s = batch / median call time.
+`--memory` adds one call per variant under the profiler's memory events (benchmarks/memory.py): the peak bytes of
+tensor storage that call allocates (activations and temporaries; the weights are loaded before it).
 """
 
 from __future__ import annotations
@@ -48,13 +52,15 @@ from torch import nn
 from benchmarks.generator_step import machine_info, machine_line, parse_size, resolve_device
 from benchmarks.labels import label_batch
 
-VARIANTS = {  # name: (amp, channels_last) as load_generator / `lggan generate --amp` take them
-    "fp32": ("off", "off"),
-    "channels_last": ("off", "on"),
-    "auto": ("auto", "auto"),
-    "bf16": ("bf16", "auto"),
+VARIANTS = {  # name: (amp, channels_last, the region-constant path) as load_generator / `lggan generate` take them
+    "fp32": ("off", "off", True),
+    "channels_last": ("off", "on", True),
+    "auto": ("auto", "auto", True),
+    "bf16": ("bf16", "auto", True),
+    "today": ("off", "off", False),
+    "today_auto": ("auto", "auto", False),
 }
-DEFAULT_VARIANTS = ("fp32", "channels_last", "auto")
+DEFAULT_VARIANTS = ("today", "fp32", "channels_last", "auto")  # the first is what the ratios compare with
 LARGE_PIXELS = 4 * 512 * 256  # calls with at least this many pixels (batch x W x H) use --large-repeats
 FEATURES = ("avx2", "avx512_f", "avx512_bf16", "amx_bf16", "avx_vnni")
 
@@ -101,10 +107,18 @@ def write_checkpoint(cfg, where: Path, seed: int, calibration: tuple[torch.Tenso
 
 
 def load_variant(checkpoint: Path, name: str, device: torch.device):
+    import types
+
+    from benchmarks.reference import reference_global
     from lggan.generate import load_generator
 
-    amp, channels_last = VARIANTS[name]
-    return load_generator(checkpoint, device, use_ema=True, amp=amp, channels_last=channels_last)
+    amp, channels_last, regions = VARIANTS[name]
+    synth = load_generator(checkpoint, device, use_ema=True, amp=amp, channels_last=channels_last)
+    if not regions:  # the dense path: G_g as released, E's conv1 over the one-hot map
+        G = synth.generator
+        G.region_constant = False
+        G.global_generator.forward = types.MethodType(reference_global, G.global_generator)
+    return synth
 
 
 def repeats_for(size: tuple[int, int], batch: int, repeats: int, large_repeats: int | None) -> int:
@@ -145,6 +159,7 @@ class Options:
     seed: int
     device: torch.device
     calibrate: bool = True
+    memory: bool = False
 
 
 def measure(cfg, opts: Options, log=sys.stderr) -> tuple[list[dict], dict]:
@@ -185,7 +200,13 @@ def measure(cfg, opts: Options, log=sys.stderr) -> tuple[list[dict], dict]:
                 base = images[opts.variants[0]].float().cpu()
                 diff = {v: float((images[v].float().cpu() - base).abs().max()) for v in opts.variants}
                 med = {v: statistics.median(t) for v, t in times.items()}
+                peaks = {}
+                if opts.memory:
+                    from benchmarks.memory import cpu_step_peak
+
+                    peaks = {v: cpu_step_peak(lambda v=v: synths[v](label, instance)) / 2**20 for v in opts.variants}
                 results.append({
+                    "peak_mib": peaks,
                     "size": list(size), "batch": batch, "threads": threads, "repeats": n,
                     "classes_present": counts[:batch], "times": times, "first_call_s": first,
                     "median_s": med, "min_s": {v: min(t) for v, t in times.items()},
@@ -198,7 +219,7 @@ def measure(cfg, opts: Options, log=sys.stderr) -> tuple[list[dict], dict]:
 # ----------------------------------------------------------------------------------------------------- report
 
 LABELS = {"fp32": "fp32 contiguous", "channels_last": "fp32 channels-last", "auto": "`--amp auto`",
-          "bf16": "`--amp bf16`"}
+          "bf16": "`--amp bf16`", "today": "fp32, dense SPADE", "today_auto": "`--amp auto`, dense SPADE"}
 
 
 def _present(counts: list[int]) -> str:
@@ -245,6 +266,14 @@ def markdown(runs: list[dict]) -> str:
         lines.append(f"| {res['size'][0]}x{res['size'][1]} | {res['batch']} | {res['threads']} | "
                      f"{_present(res['classes_present'])} | {res['repeats']} | {cells}{rcells} | "
                      f"{1 / ips[variants[0]]:.2f} |")
+    if any(r.get("peak_mib") for r in results):
+        lines += ["", "Peak tensor memory of one call, MiB (activations and temporaries, benchmarks/memory.py):", "",
+                  "| call | " + " | ".join(LABELS.get(v, v) for v in variants) + " |",
+                  "|---|" + "---|" * len(variants)]
+        for res in results:
+            if res.get("peak_mib"):
+                lines.append(f"| {res['size'][0]}x{res['size'][1]}, batch {res['batch']}, {res['threads']} thread(s) | "
+                             + " | ".join(f"{res['peak_mib'][v]:,.0f}" for v in variants) + " |")
     lines += ["", "images/s = batch / median time of one call over the interleaved repeats (after one untimed "
               "warm-up call per variant); the ratios are ratios of these medians (> 1: faster than "
               f"{LABELS.get(variants[0], variants[0])})."]
@@ -284,6 +313,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-calibrate", dest="calibrate", action="store_false",
                    help="keep the initial batch-norm statistics (default: one train-mode pass on a label map of the "
                         "first size sets them, see calibrate_batch_norm)")
+    p.add_argument("--memory", action="store_true", help="also measure each call's peak tensor memory (one more "
+                   "call per variant, under the profiler)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, help="write every time, the plans and the machine here (with --report: "
                    "the merged runs)")
@@ -323,7 +354,7 @@ def main(argv: list[str] | None = None) -> int:
         opts = Options(sizes=[parse_size(s) for s in args.sizes.split(",") if s],
                        batches=[int(b) for b in args.batches.split(",") if b], threads=threads, variants=variants,
                        repeats=args.repeats, large_repeats=args.large_repeats, seed=args.seed, device=device,
-                       calibrate=args.calibrate)
+                       calibrate=args.calibrate, memory=args.memory)
         cfg = build_config(args.preset, args.overrides)
         info = machine_info(device, threads[0])
         if len(threads) > 1:  # machine_line prints torch.set_num_threads(<this>); the table has a threads column

@@ -47,8 +47,10 @@ def release_block(block: SPADEResBlock, x: torch.Tensor, S: torch.Tensor) -> tor
     return x_s + dx
 
 
-def reference_global(gg: SPADEGenerator, x: torch.Tensor, S: torch.Tensor) -> torch.Tensor:
-    """G_g's forward (the layouts normal / more / most) with release_block for every block: I^G [B, 3, H, W]."""
+def reference_global(gg: SPADEGenerator, x: torch.Tensor, S: torch.Tensor, layout=None) -> torch.Tensor:
+    """G_g's forward (the layouts normal / more / most) with release_block for every block: I^G [B, 3, H, W].
+
+    `layout` (what LGGANGenerator passes G_g) is ignored: every conv runs densely."""
     def up(t: torch.Tensor) -> torch.Tensor:
         return F.interpolate(t, scale_factor=2, mode="nearest")
 

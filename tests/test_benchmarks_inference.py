@@ -42,7 +42,7 @@ def test_label_batches_share_their_first_images():
 
 def test_inference_benchmark_runs_the_load_path_and_reports(tmp_path, capsys):
     out_json, out_md = tmp_path / "r.json", tmp_path / "r.md"
-    assert inference.main(["--sizes", "128x64", "--batches", "1,2", "--threads", "1", "--repeats", "1",
+    assert inference.main(["--sizes", "128x64", "--batches", "1,2", "--threads", "1", "--repeats", "1", "--memory",
                            "--json", str(out_json), "--markdown", str(out_md), *TINY]) == 0
     doc = json.loads(out_json.read_text())
     assert [(r["batch"], r["repeats"]) for r in doc["results"]] == [(1, 1), (2, 1)]
@@ -50,8 +50,11 @@ def test_inference_benchmark_runs_the_load_path_and_reports(tmp_path, capsys):
     for r in doc["results"]:
         assert list(r["images_per_s"]) == variants
         assert all(len(r["times"][v]) == 1 and r["images_per_s"][v] > 0 for v in variants)
-        # channels-last changes only the layout: the same images (up to float rounding)
+        # channels-last changes only the layout, the region path only how SPADE is computed: the same images as the
+        # dense path (the first variant) up to float rounding
         assert r["max_abs_diff_vs_first_variant"]["channels_last"] < 1e-3
+        assert r["max_abs_diff_vs_first_variant"]["fp32"] < 1e-3
+        assert all(r["peak_mib"][v] > 0 for v in variants)
     plans = doc["setup"]["plans"]
     assert plans["fp32"]["autocast"] is None and not plans["fp32"]["channels_last"]
     assert plans["channels_last"]["channels_last"] and plans["channels_last"]["autocast"] is None
