@@ -8,7 +8,8 @@ import torch
 from PIL import Image
 
 from lggan import checkpoint as ckpt
-from lggan.ablation import SMALL_CLASSES, Budget, parse_budget, study_markdown
+from lggan.ablation import (SMALL_CLASSES, Budget, curve_change, paired_difference, parse_budget, parse_per_variant,
+                            parse_seeds, study_markdown)
 from lggan.cli import main
 from lggan.config import ABLATION_VARIANTS, ablation_variant, config_changes, get_preset
 from lggan.train import train
@@ -132,6 +133,16 @@ def test_ablation_quick_end_to_end_then_resumes_without_training(tmp_path, capsy
         assert row["miou"] == pytest.approx(run["miou"]) and row["miou_std"] is None
     md = (out / "study.md").read_text()
     assert md == study_markdown(study)
+    assert "Smoke test (`--quick`)" in md and study["protocol"]["quick"] is True  # not numbers to quote
+    import hashlib
+
+    seg = study["protocol"]["segmenter"]
+    assert seg["sha256"] == hashlib.sha256(open(seg["file"], "rb").read()).hexdigest()
+    # One seed: each variant's paired difference to S1 has no spread and no interval.
+    assert [d["variant"] for d in study["paired_differences"]] == ["S2", "S3", "S4", "S5"]
+    s1 = next(r for r in study["runs"] if r["variant"] == "S1")["miou"]
+    assert study["paired_differences"][-1]["mean"] == pytest.approx(s5["miou"] - s1)
+    assert study["paired_differences"][-1]["ci95"] is None
     assert "| S5 | + weight-map fusion (full LGGAN) |" in md and "| real photos |" in md
     for name in ("study.png", "strip.png"):
         Image.open(out / name).verify()
@@ -158,3 +169,39 @@ def test_ablation_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("lggan ablation: error: --variants S1,S9") and "\n" not in err
     assert main(["ablation", "--out", str(tmp_path), "--budget", "soon"]) == 2
     assert "--budget 'soon'" in capsys.readouterr().err
+
+
+def test_per_variant_seeds_and_budgets():
+    variants = ("S1", "S2", "S5")
+    assert parse_per_variant("3", parse_seeds, "--seeds", variants) == {"S1": 3, "S2": 3, "S5": 3}
+    assert parse_per_variant("S1=3,S2=2,S5=3", parse_seeds, "--seeds", variants) == {"S1": 3, "S2": 2, "S5": 3}
+    assert parse_per_variant("S5=4000,S1=7600,S2=4000", parse_budget, "--budget", variants) == {
+        "S1": Budget("iterations", 7600), "S2": Budget("iterations", 4000), "S5": Budget("iterations", 4000)}
+    with pytest.raises(ValueError, match="no value for S2"):
+        parse_per_variant("S1=3,S5=3", parse_seeds, "--seeds", variants)
+    with pytest.raises(ValueError, match="--seeds"):
+        parse_per_variant("S1=3,S7=2", parse_seeds, "--seeds", variants)
+    with pytest.raises(ValueError, match="--seeds '0'"):
+        parse_seeds("0")
+
+
+def test_paired_difference_and_its_confidence_interval():
+    runs = [{"variant": "S1", "seed": k, "miou": m} for k, m in enumerate([30.0, 32.0, 31.0])]
+    runs += [{"variant": "S5", "seed": k, "miou": m} for k, m in enumerate([33.0, 33.0, 35.0, 40.0])]  # seed 3: no pair
+    d = paired_difference(runs, "S5", "S1")
+    assert d["seeds"] == [0, 1, 2] and d["differences"] == [3.0, 1.0, 4.0]
+    assert d["mean"] == pytest.approx(8 / 3)
+    sd = np.std([3.0, 1.0, 4.0], ddof=1)
+    half = 4.302652729911275 * sd / np.sqrt(3)  # t(0.975, 2 degrees of freedom)
+    assert d["ci95"] == pytest.approx([8 / 3 - half, 8 / 3 + half])
+    assert paired_difference(runs, "S5", "S3") is None
+
+
+def test_curve_change_measures_the_last_fifth():
+    flat = [{"iteration": i, "miou": 40.0 + (0.5 if i % 200 else 0.0)} for i in range(100, 2001, 100)]
+    c = curve_change(flat)
+    assert (c["from_iteration"], c["to_iteration"], c["points"]) == (1600, 2000, 5)
+    assert abs(c["trend_change"]) < 0.5 and c["range"] == pytest.approx(0.5)
+    rising = [{"iteration": i, "miou": i / 100} for i in range(100, 2001, 100)]
+    assert curve_change(rising)["trend_change"] == pytest.approx(4.0)  # 1600 -> 2000: +4 points
+    assert curve_change(rising[:2]) is None

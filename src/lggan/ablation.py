@@ -68,12 +68,92 @@ def parse_budget(text: str) -> Budget:
     return Budget("seconds", value * _UNITS[unit])
 
 
+def parse_per_variant(text: str, parse_one, option: str, variants: tuple[str, ...]) -> dict[str, Any]:
+    """'V' -> every variant gets parse_one('V'); 'S1=7600,S5=4000' -> each named variant its own (all must be named)."""
+    text = str(text).strip()
+    if "=" not in text:
+        value = parse_one(text)
+        return {v: value for v in variants}
+    out: dict[str, Any] = {}
+    for item in text.split(","):
+        name, sep, value = item.partition("=")
+        name = name.strip()
+        if not sep or name not in ABLATION_VARIANTS:
+            raise ValueError(f"{option} {text!r}: expected VALUE or VARIANT=VALUE,... with variants of "
+                             f"{','.join(ABLATION_VARIANTS)}")
+        out[name] = parse_one(value.strip())
+    missing = [v for v in variants if v not in out]
+    if missing:
+        raise ValueError(f"{option} {text!r}: no value for {','.join(missing)}")
+    return {v: out[v] for v in variants}
+
+
+def parse_seeds(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        n = 0
+    if n < 1:
+        raise ValueError(f"--seeds {text!r}: expected a whole number >= 1")
+    return n
+
+
+def _t_quantile(p: float, dof: int) -> float:
+    from scipy.stats import t
+
+    return float(t.ppf(p, dof))
+
+
+def paired_difference(runs: list[dict], variant: str, baseline: str, key: str = "miou") -> dict | None:
+    """variant - baseline over the seeds both have: mean, standard deviation and the 95 % t confidence interval."""
+    a = {r["seed"]: r.get(key) for r in runs if r["variant"] == variant and r.get(key) is not None}
+    b = {r["seed"]: r.get(key) for r in runs if r["variant"] == baseline and r.get(key) is not None}
+    seeds = sorted(set(a) & set(b))
+    if not seeds:
+        return None
+    d = [a[k] - b[k] for k in seeds]
+    mean = statistics.fmean(d)
+    out = {"variant": variant, "baseline": baseline, "metric": key, "seeds": seeds, "differences": d, "mean": mean,
+           "std": None, "ci95": None}
+    if len(d) > 1:
+        sd = statistics.stdev(d)
+        half = _t_quantile(0.975, len(d) - 1) * sd / math.sqrt(len(d))
+        out.update(std=sd, ci95=[mean - half, mean + half])
+    return out
+
+
+def curve_change(curve: list[dict], fraction: float = 0.2) -> dict | None:
+    """How much the mIoU still moves in the last `fraction` of a run's train.eval_every curve: the change of a least-
+    squares line over that window (its slope x its length) and the window's max - min. None: fewer than 3 points."""
+    if not curve:
+        return None
+    last = curve[-1]["iteration"]
+    window = [c for c in curve if c["iteration"] >= last * (1 - fraction)]
+    if len(window) < 3:
+        return None
+    xs, ys = [c["iteration"] for c in window], [c["miou"] for c in window]
+    mx, my = statistics.fmean(xs), statistics.fmean(ys)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    return {"from_iteration": xs[0], "to_iteration": xs[-1], "points": len(xs),
+            "trend_change": slope * (xs[-1] - xs[0]), "range": max(ys) - min(ys)}
+
+
+def file_sha256(path: Path) -> str:
+    import hashlib
+
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
 @dataclass
 class StudyOptions:
     out: Path
     variants: tuple[str, ...] = ABLATION_VARIANTS
-    seeds: int = 2
-    budget: Budget | None = None  # None: the preset's own schedule
+    seeds: int | dict[str, int] = 2  # runs per variant (seeds 0..N-1), or per variant
+    budget: Budget | dict[str, Budget] | None = None  # None: the preset's own schedule; or one per variant
     preset: str = "synth"
     data: str | None = None
     overrides: list[str] = field(default_factory=list)
@@ -229,18 +309,37 @@ def small_classes(real_per_class: dict[str, float | None]) -> list[str]:
     return [c for c in SMALL_CLASSES if real_per_class.get(c) is not None]
 
 
+def _spec_text(spec: Any) -> str:
+    """A protocol entry that is one value or one per variant ({"S1": ..., "S5": ...})."""
+    return ", ".join(f"{v} {x}" for v, x in spec.items()) if isinstance(spec, dict) else str(spec)
+
+
+def _ci_text(d: dict) -> str:
+    if d["ci95"] is None:
+        return "-"
+    return f"[{d['ci95'][0]:+.1f}, {d['ci95'][1]:+.1f}]"
+
+
 def study_markdown(study: dict) -> str:
-    """Table 3 (right) layout: variant, mIoU, accuracy (FID, KID when scored), time and iterations."""
+    """Table 3 (right) layout: variant, mIoU, accuracy (FID, KID when scored), time and iterations; the paired
+    differences to the baseline over seeds with 95 % confidence intervals; the small classes; convergence."""
     p = study["protocol"]
     rows, real = study["rows"], study["real"]
     has_fid = any(r["fid"] is not None for r in rows)
     head = ["variant", "what it adds", "mIoU ↑", "accuracy ↑"] + (["FID ↓", "KID ↓"] if has_fid else []) + \
         ["iterations", "training time (s)", "img/s"]
-    lines = [f"# Ablation (paper Table 3, right): {p['preset']} preset, {p['budget']}, "
-             f"{p['seeds']} seed(s) per variant", "",
-             f"Machine: {p['machine']}. Scored with {p['segmenter']['file']} on {p['eval_images_final']} images of "
-             f"the {p['split']} split (mean ± standard deviation over seeds). Command: `{p['command']}`.", "",
-             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    title = (f"# Ablation (paper Table 3, right): {p['preset']} preset, {_spec_text(p['budget'])}, "
+             f"seeds per variant: {_spec_text(p['seeds'])}")
+    lines = [title, ""]
+    if p.get("quick"):
+        lines += ["**Smoke test (`--quick`): tiny widths, a few iterations, a 4-iteration segmenter. These numbers "
+                  "check the pipeline; they are not results to quote.**", ""]
+    seg = p["segmenter"]
+    lines += [f"Machine: {p['machine']}. Scored with {seg['file']}"
+              + (f" (sha256 {seg['sha256'][:16]}...)" if seg.get("sha256") else "")
+              + f" on {p['eval_images_final']} images of the {p['split']} split (mean ± standard deviation over "
+              f"seeds). Command: `{p['command']}`.", "",
+              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in rows:
         cells = [r["variant"], r["description"], _fmt(r["miou"], r["miou_std"]),
                  _fmt(r["pixel_accuracy"], r["pixel_accuracy_std"])]
@@ -251,6 +350,15 @@ def study_markdown(study: dict) -> str:
         lines.append("| " + " | ".join(cells) + " |")
     lines.append("| real photos | the segmenter's ceiling | " + _fmt(real["miou"], None) + " | " +
                  _fmt(real["pixel_accuracy"], None) + " |" + " |" * (len(head) - 4))
+    diffs = study.get("paired_differences") or []
+    if diffs:
+        lines += ["", f"Paired mIoU differences to {diffs[0]['baseline']} (same seed, same label maps; 95 % confidence "
+                  "interval of the mean difference, Student's t over the seeds):", "",
+                  "| difference | seeds | per seed | mean | 95 % CI |", "|---|---|---|---|---|"]
+        for d in diffs:
+            lines.append(f"| {d['variant']} - {d['baseline']} | {len(d['seeds'])} | "
+                         + ", ".join(f"{x:+.1f}" for x in d["differences"])
+                         + f" | {d['mean']:+.1f} | {_ci_text(d)} |")
     small = small_classes(real["per_class_iou"])
     if small:
         lines += ["", "IoU of the small classes (mean over seeds):", "",
@@ -258,6 +366,16 @@ def study_markdown(study: dict) -> str:
         for r in rows + [{"variant": "real photos", "per_class_iou": real["per_class_iou"]}]:
             lines.append(f"| {r['variant']} | " + " | ".join(_fmt(r["per_class_iou"].get(c), None)
                                                             for c in small) + " |")
+    changes = [(r, r.get("curve_change_last_20pct")) for r in study["runs"]]
+    if any(c for _, c in changes):
+        lines += ["", f"Convergence: how much the mIoU of the first {p['eval_images_during_training']} val images "
+                  "(train.eval_every) still moves over the last 20 % of each run (change of a least-squares line over "
+                  "that window; max - min of its points):", "",
+                  "| run | window (iterations) | points | trend change | max - min |", "|---|---|---|---|---|"]
+        for r, c in changes:
+            if c:
+                lines.append(f"| {r['variant']} seed {r['seed']} | {c['from_iteration']}-{c['to_iteration']} | "
+                             f"{c['points']} | {c['trend_change']:+.1f} | {c['range']:.1f} |")
     return "\n".join(lines) + "\n"
 
 
@@ -303,7 +421,9 @@ def study_figure(study: dict, path: Path) -> None:
     ax.set_ylabel(f"mIoU (%), first {study['protocol']['eval_images_during_training']} val images")
     ax.set_title("during training (train.eval_every)")
     ax.legend(fontsize=8)
-    fig.suptitle(f"LGGAN ablation: {study['protocol']['budget']}, {study['protocol']['seeds']} seed(s)")
+    quick = " (--quick smoke test: not results)" if study["protocol"].get("quick") else ""
+    fig.suptitle(f"LGGAN ablation: {_spec_text(study['protocol']['budget'])}, seeds "
+                 f"{_spec_text(study['protocol']['seeds'])}{quick}")
     fig.tight_layout()
     atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=90, format="png"), suffix=".png")
     plt.close(fig)
@@ -377,18 +497,19 @@ def run_study(opts: StudyOptions, command: str = "lggan ablation") -> dict:
     unknown = [v for v in opts.variants if v not in ABLATION_VARIANTS]
     if unknown or not opts.variants:
         raise ValueError(f"--variants {','.join(opts.variants)}: expected some of {','.join(ABLATION_VARIANTS)}")
-    if opts.seeds < 1:
+    seeds = opts.seeds if isinstance(opts.seeds, dict) else {v: opts.seeds for v in opts.variants}
+    if any(n < 1 for n in seeds.values()):
         raise ValueError(f"--seeds {opts.seeds}: must be >= 1")
     base = get_preset(opts.preset)
     data_root = opts.data
-    budget = opts.budget
+    budgets = opts.budget if isinstance(opts.budget, dict) else {v: opts.budget for v in opts.variants}
     seg_kw = dict(SEGMENTER_DEFAULTS, iterations=opts.segmenter_iterations)
     overrides = list(opts.overrides)
     if opts.quick:
         from .data.synthetic import generate_synth_city
 
         overrides = QUICK_SET + overrides
-        budget = budget or parse_budget(QUICK_BUDGET)
+        budgets = {v: b or parse_budget(QUICK_BUDGET) for v, b in budgets.items()}
         seg_kw = dict(QUICK_SEGMENTER)
         if data_root is None:
             data_root = str(out / "data")
@@ -418,18 +539,25 @@ def run_study(opts: StudyOptions, command: str = "lggan ablation") -> dict:
                                               cache=cache, **seg_kw)
     inception = _inception_file(opts.inception_weights)
 
-    if budget is not None and budget.kind == "iterations":
+    iteration_budgets = [int(b.amount) for b in budgets.values() if b is not None and b.kind == "iterations"]
+    iters_per_epoch = None
+    if iteration_budgets:
         train_set, _ = task.build_datasets(with_val=False)
-        _fit_schedule(base, int(budget.amount), len(train_set) // base.train.batch_size)
+        iters_per_epoch = len(train_set) // base.train.batch_size
     eval_every = opts.eval_every
     if eval_every is None:
-        eval_every = max(1, int(budget.amount) // 5) if budget is not None and budget.kind == "iterations" else 100
+        eval_every = max(1, min(iteration_budgets) // 5) if iteration_budgets else 100
 
     runs = []
-    for seed in range(opts.seeds):
+    for seed in range(max(seeds.values())):
         for v in opts.variants:
+            if seed >= seeds[v]:
+                continue
+            budget = budgets[v]
             run_dir = out / f"{v}-seed{seed}"
             cfg = variant_config(base, v, seed, budget, eval_every, opts.eval_images, seg_path)
+            if budget is not None and budget.kind == "iterations":
+                _fit_schedule(cfg, int(budget.amount), iters_per_epoch)
             print(f"== {v} seed {seed} ({ABLATION_TEXT[v]}) -> {run_dir}", flush=True)
             result = train(cfg, run_dir, data_root, resume=_has_checkpoint(run_dir))
             if result.stopped_by == "signal":
@@ -443,22 +571,32 @@ def run_study(opts: StudyOptions, command: str = "lggan ablation") -> dict:
                 "images_per_second": result.iteration * cfg.train.batch_size / max(result.train_seconds, 1e-9),
                 "miou": seg["miou"], "pixel_accuracy": seg["pixel_accuracy"], "fid": images.get("fid"),
                 "kid": images.get("kid"), "per_class_iou": seg["per_class_iou"], "curve": _eval_curve(run_dir),
+                "budget": str(budget) if budget is not None else "the preset's schedule",
                 "stopped_by": result.stopped_by, "config": cfg.to_dict(),
             })
             real = ev["metrics"]["segmentation_real"]
             split, n_images = ev["split"], ev["num_images"]
 
+    for r in runs:
+        r["curve_change_last_20pct"] = curve_change(r["curve"])
+    baseline = "S1" if "S1" in opts.variants else opts.variants[0]
+    budget_text = {v: str(b) if b is not None else "the preset's schedule" for v, b in budgets.items()}
     study = {
         "protocol": {
-            "command": command, "preset": opts.preset, "variants": list(opts.variants), "seeds": opts.seeds,
-            "budget": str(budget) if budget is not None else "the preset's schedule", "overrides": overrides,
+            "command": command, "preset": opts.preset, "variants": list(opts.variants),
+            "seeds": seeds if len(set(seeds.values())) > 1 else next(iter(seeds.values())),
+            "budget": budget_text if len(set(budget_text.values())) > 1 else next(iter(budget_text.values())),
+            "overrides": overrides,
             "data": data_root or "built-in synthetic city", "split": split, "eval_images_final": n_images,
             "eval_every": eval_every, "eval_images_during_training": min(opts.eval_images, n_images),
-            "segmenter": {"file": str(seg_path), "training": seg_meta.get("training")},
+            "segmenter": {"file": str(seg_path), "sha256": file_sha256(seg_path), "training": seg_meta.get("training")},
             "fid_kid": "TF-Inception " + inception if inception else "skipped: no Inception weights file",
             "machine": _machine(), "date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "quick": opts.quick,
         },
         "rows": summarise(runs, tuple(opts.variants)),
+        "paired_differences": [d for v in opts.variants if v != baseline
+                               for d in [paired_difference(runs, v, baseline)] if d is not None],
         "real": {"miou": real["miou"], "pixel_accuracy": real["pixel_accuracy"],
                  "per_class_iou": real["per_class_iou"]},
         "runs": runs,
@@ -478,10 +616,10 @@ def add_ablation_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--variants", default=",".join(ABLATION_VARIANTS),
                    help=f"comma-separated, of {','.join(ABLATION_VARIANTS)} (paper Table 3, right)")
-    p.add_argument("--seeds", type=int, default=2, help="runs per variant (seeds 0..N-1)")
+    p.add_argument("--seeds", default="2", help="runs per variant (seeds 0..N-1), or per variant: S1=3,S2=2,...")
     p.add_argument("--budget", default=None,
-                   help="per variant: iterations (300) or training time (90s, 10min, 1.5h; evaluation excluded); "
-                        "default: the preset's schedule")
+                   help="per variant: iterations (300) or training time (90s, 10min, 1.5h; evaluation excluded), "
+                        "or one per variant (S1=7600,S5=4000: equal training time); default: the preset's schedule")
     p.add_argument("--preset", default="synth", choices=list(PRESETS),
                    help="the base configuration the variants are made from")
     p.add_argument("--data", default=None, help="dataset root (default: the built-in synthetic city)")
@@ -509,12 +647,12 @@ def add_ablation_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def ablation_cli(a: argparse.Namespace, argv_text: str) -> None:
-    seeds = a.seeds
-    if a.quick and "--seeds" not in argv_text:
-        seeds = 1
+    variants = tuple(v.strip() for v in a.variants.split(",") if v.strip())
+    seeds = "1" if a.quick and "--seeds" not in argv_text else a.seeds
     opts = StudyOptions(
-        out=Path(a.out), variants=tuple(v.strip() for v in a.variants.split(",") if v.strip()), seeds=seeds,
-        budget=parse_budget(a.budget) if a.budget else None, preset=a.preset, data=a.data, overrides=a.set,
+        out=Path(a.out), variants=variants, seeds=parse_per_variant(seeds, parse_seeds, "--seeds", variants),
+        budget=parse_per_variant(a.budget, parse_budget, "--budget", variants) if a.budget else None,
+        preset=a.preset, data=a.data, overrides=a.set,
         eval_every=a.eval_every, eval_images=a.eval_images, limit=a.limit, segmenter=a.segmenter,
         segmenter_iterations=a.segmenter_iterations, inception_weights=a.inception_weights, device=a.device,
         progress=not a.no_progress, quick=a.quick)
