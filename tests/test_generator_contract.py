@@ -179,15 +179,19 @@ def test_deepcopy_after_a_training_step_gives_identical_outputs(case):
 
 
 def test_samples_of_a_batch_are_independent_in_eval(case):
-    G = case.build()
-    train_step(G, case)  # non-trivial BatchNorm running statistics
+    # In float64: the region-constant SPADE's tables hold the keys of the whole batch, so a sample's GEMMs differ in
+    # shape (and float32 rounding, ~1e-6) alone and in a batch; any real coupling would be far above 1e-10.
+    G = case.build().double()
+    G.train()
+    G(*(a.double() for a in case.inputs(2, seed=7))).image.square().mean().backward()  # BatchNorm statistics
     G.eval()
-    args = case.inputs(3, seed=5)
+    args = tuple(a.double() for a in case.inputs(3, seed=5))
     together = tensors_of(G(*args))
     for i in range(3):
         alone = tensors_of(G(*(a[i : i + 1] for a in args)))
         for name, value in alone.items():
-            torch.testing.assert_close(together[name][i : i + 1], value, **TOL, msg=lambda m: f"{name}[{i}]: {m}")
+            torch.testing.assert_close(together[name][i : i + 1], value, rtol=1e-10, atol=1e-10,
+                                       msg=lambda m: f"{name}[{i}]: {m}")
 
 
 def test_safetensors_round_trip_into_a_fresh_model(case, tmp_path):
