@@ -25,9 +25,8 @@ import torch.nn.functional as F
 
 # Above this many distinct pixel values S is not treated as a label map (the tables would outgrow the image).
 MAX_KEYS = 1024
-# A SPADE at a resolution where more than this fraction of the pixels sees several keys in its 5x5 window runs its
-# dense convs instead (the boundary GEMM would cost as much as the dense conv plus the gathers; measured with
-# benchmarks/region_spade.py).
+# A SPADE at a resolution with more than this many distinct mixed 5x5 windows per pixel runs its dense convs instead
+# (the boundary GEMM would cost as much as the dense conv plus the gathers; measured with benchmarks/region_spade.py).
 MAX_BOUNDARY_FRACTION = 0.6
 # Below this many output pixels per image the dense convs are cheaper than the bookkeeping.
 MIN_PIXELS = 256
