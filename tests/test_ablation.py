@@ -155,6 +155,17 @@ def test_ablation_quick_end_to_end_then_resumes_without_training(tmp_path, capsy
     assert {p: p.stat().st_mtime_ns for p in out.glob("S*-seed0/checkpoints/*/*")} == stamps
     again = json.loads((out / "study.json").read_text())
     assert [r["miou"] for r in again["runs"]] == [r["miou"] for r in study["runs"]]
+    # Another segmenter (--segmenter-iterations is honoured with --quick): the runs are not retrained, but every
+    # run is rescored with it, never reported under its name with the old scores.
+    assert main(["ablation", "--quick", "--out", str(out), "--no-progress", "--device", "cpu",
+                 "--segmenter-iterations", "3"]) == 0
+    third = json.loads((out / "study.json").read_text())
+    new_seg = third["protocol"]["segmenter"]
+    assert "-3it-" in new_seg["file"] and new_seg["sha256"] != seg["sha256"]
+    assert {p: p.stat().st_mtime_ns for p in out.glob("S*-seed0/checkpoints/*/*")} == stamps
+    for r in third["runs"]:
+        scored = json.loads((out / f"{r['variant']}-seed0" / "eval.json").read_text())
+        assert scored["study_protocol"]["segmenter_sha256"] == new_seg["sha256"]
 
 
 def test_small_classes_are_cityscapes_train_ids():

@@ -35,7 +35,7 @@ def test_bad_override_is_a_clear_error_not_a_traceback(capsys, tmp_path):
     code = main(["train", "--out", str(tmp_path / "r"), "--set", "train.batch_size=zero"])
     assert code == 2
     err = capsys.readouterr().err
-    assert "train.batch_size: expected an integer" in err and "Traceback" not in err
+    assert "train.batch_size=zero: must be an integer" in err and "Traceback" not in err
 
 
 def test_unknown_preset_is_rejected(capsys):

@@ -52,7 +52,7 @@ def test_a_named_recipe_fills_its_fields_and_a_changed_field_makes_it_custom():
     assert (paper.train.recipe, paper.train.lr_g, paper.train.lr_d, paper.train.beta2) == ("paper", 2e-4, 2e-4, 0.999)
     tuned = apply_overrides(get_preset("cityscapes"), ["train.recipe=paper", "train.lr_d=1e-3"])
     assert (tuned.train.recipe, tuned.train.lr_g, tuned.train.lr_d) == ("custom", 2e-4, 1e-3)
-    with pytest.raises(ValueError, match="train.recipe='best'"):
+    with pytest.raises(ValueError, match="train.recipe=best: must be one of"):
         apply_overrides(get_preset("cityscapes"), ["train.recipe=best"])
 
 
@@ -83,9 +83,9 @@ def test_overrides_are_typed_and_validated():
     assert get_preset("synth").train.batch_size == 4
     with pytest.raises(ValueError, match="unknown field 'train.batchsize'"):
         apply_overrides(cfg, ["train.batchsize=2"])
-    with pytest.raises(ValueError, match="train.batch_size: expected an integer"):
+    with pytest.raises(ValueError, match="train.batch_size=two: must be an integer"):
         apply_overrides(cfg, ["train.batch_size=two"])
-    with pytest.raises(ValueError, match="model.local_combine='max'"):
+    with pytest.raises(ValueError, match="model.local_combine=max: must be one of sum, conv"):
         apply_overrides(cfg, ["model.local_combine=max"])
     with pytest.raises(ValueError, match="divisible by 32"):
         apply_overrides(cfg, ["data.load_size=100x64"])
@@ -120,11 +120,11 @@ def test_every_allowed_value_is_declared_once_and_read_everywhere():
     seg = next(a for a in sub.choices["train-segmenter"]._actions if a.dest == "dataset")
     assert tuple(seg.choices) == C.SEMANTIC_DATASETS
     # A value outside a Literal field's choices is refused by --set and by a loaded config alike.
-    with pytest.raises(ValueError, match=r"model.local_combine='max': expected one of sum, conv"):
+    with pytest.raises(ValueError, match=r"model.local_combine=max: must be one of sum, conv"):
         C.apply_overrides(C.get_preset("synth"), ["model.local_combine=max"])
     bad = C.get_preset("synth").to_dict()
     bad["train"]["amp"] = "fp8"
-    with pytest.raises(ValueError, match=r"train.amp='fp8': expected one of auto, bf16, fp16, off"):
+    with pytest.raises(ValueError, match=r"train.amp=fp8: must be one of auto, bf16, fp16, off"):
         C.Config.from_dict(bad)
 
 
@@ -135,3 +135,101 @@ def test_a_field_of_the_other_task_is_refused_not_ignored():
         apply_overrides(get_preset("synth-views"), ["model.local_groups=3"])
     with pytest.raises(ValueError, match="loss.class_ce=1.0 does not apply"):
         apply_overrides(get_preset("synth-views"), ["loss.class_ce=1"])
+
+
+# -- declared ranges: every numeric field, every bad value, one message form ------------------------------------------
+
+def _numeric_fields() -> list[tuple[str, type, object]]:
+    """(section.field, its number type, its declared Range) of every int/float field of the config (tuples: per value)."""
+    import dataclasses
+    import typing
+
+    from lggan.config import field_range
+
+    out = []
+    for section in ("data", "model", "loss", "train"):
+        cls = type(getattr(Config(), section))
+        for name, tp in typing.get_type_hints(cls, include_extras=True).items():
+            bare = typing.get_args(tp)[0] if typing.get_origin(tp) is typing.Annotated else tp
+            kinds = {a for a in typing.get_args(bare) or (bare,) for a in (typing.get_args(a) or (a,))}
+            number = next((k for k in (float, int) if k in kinds), None)
+            if number is not None:
+                out.append((f"{section}.{name}", number, field_range(tp)))
+        assert dataclasses.is_dataclass(cls)
+    return out
+
+
+NUMERIC_FIELDS = _numeric_fields()
+SIZE_FIELDS = ("data.load_size", "data.crop_size")  # WIDTHxHEIGHT values
+
+
+def test_every_numeric_field_declares_its_range():
+    assert len(NUMERIC_FIELDS) > 30  # the walk found the fields (lr_g, loss weights, sizes, intervals, ...)
+    assert [name for name, _, allowed in NUMERIC_FIELDS if allowed is None] == []
+
+
+def _bad_values(number: type, allowed) -> list[str]:
+    """Values outside `allowed`: never finite ones for floats; the first integer below the bound for ints."""
+    if number is float:
+        bad = ["nan", "inf", "-inf"]
+        if allowed.ge is not None:
+            bad.append(str(allowed.ge - 1e-3))
+        if allowed.gt is not None:
+            bad.append(str(allowed.gt))
+        if allowed.lt is not None:
+            bad.append(str(allowed.lt))
+        return bad
+    low = allowed.ge if allowed.ge is not None else allowed.gt
+    return ["inf", "nan", str(int(low) - 1)]
+
+
+CASES = [(name, value) for name, number, allowed in NUMERIC_FIELDS for value in _bad_values(number, allowed)]
+
+
+@pytest.mark.parametrize("name,value", CASES, ids=[f"{n}={v}" for n, v in CASES])
+def test_a_value_outside_its_range_is_refused_naming_the_field(name, value):
+    cfg = get_preset("cityscapes" if not name.startswith("data.dontcare") else "custom")
+    if name == "data.dontcare":
+        cfg = apply_overrides(cfg, ["data.num_classes=5"])
+    setting = f"{name}={value}x{value}" if name in SIZE_FIELDS else f"{name}={value}"
+    with pytest.raises(ValueError) as e:
+        apply_overrides(cfg, [setting])
+    message = str(e.value)
+    assert message.startswith(f"{name}=") and ": must be " in message, message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("name,number,allowed", NUMERIC_FIELDS, ids=[n for n, _, _ in NUMERIC_FIELDS])
+def test_the_bounds_themselves_are_accepted_where_closed(name, number, allowed):
+    # The range is what is enforced, no tighter: a closed bound (>= ge) is a valid value.
+    if allowed.ge is None or name in ("data.num_classes", "model.local_groups"):
+        return  # num_classes / local_groups at their bounds are checked in test_validation_of_bounds below
+    cfg = get_preset("cityscapes")
+    value = int(allowed.ge) if number is int else allowed.ge
+    setting = f"{name}={value}x{value}" if name in SIZE_FIELDS else f"{name}={value}"
+    if name in ("data.load_size", "data.crop_size"):
+        return  # a 1x1 map does not fit the 'more' layout's divisibility; the range itself is covered above
+    extra = ["train.eval_segmenter=s.safetensors"] if name == "train.eval_every" else []
+    apply_overrides(cfg, [setting, *extra])
+
+
+def test_config_json_is_strict_json_and_never_written_with_nan(tmp_path):
+    cfg = get_preset("synth")
+    cfg.train.lr_g = float("nan")  # what validation refuses; save_json must not write it either
+    path = tmp_path / "config.json"
+    path.write_text("{}\n")
+    with pytest.raises(ValueError):
+        cfg.save_json(path)
+    assert path.read_text() == "{}\n"  # the old file is intact, no temp file left
+    assert [p.name for p in tmp_path.iterdir()] == ["config.json"]
+
+
+def test_cli_refuses_a_non_finite_value_before_any_work(tmp_path, monkeypatch, capsys):
+    from lggan.cli import main
+
+    monkeypatch.setenv("LGGAN_CACHE", str(tmp_path / "cache"))
+    code = main(["train", "--out", str(tmp_path / "run"), "--set", "train.lr_d=inf"])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["lggan train: error: train.lr_d=inf: must be a finite number > 0"]
+    assert not (tmp_path / "run").exists() and not (tmp_path / "cache").exists()  # no folder, no synthetic city

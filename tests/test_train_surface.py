@@ -242,7 +242,7 @@ def test_yaml_config_files(tmp_path, monkeypatch):
     ("{nope", "not valid JSON"),
     ('["train"]', "expected a mapping of sections"),
     ('{"trian": {}}', "unknown section 'trian'"),
-    ('{"train": {"batch_size": "x"}}', "train.batch_size: expected an integer"),
+    ('{"train": {"batch_size": "x"}}', "train.batch_size=x: must be an integer"),
     ('{"train": {"bach_size": 8}}', "unknown field 'train.bach_size'"),
 ])
 def test_config_file_errors_are_one_line_naming_the_file(tmp_path, capsys, content, message):
@@ -409,3 +409,36 @@ def test_help_shows_defaults_everywhere_and_names_the_cache():
     # An option without a help text, and a default of 0, still show their defaults.
     assert re.search(r"--num-val NUM_VAL\s+\(default: 100\)", synth)
     assert re.search(r"--seed SEED\s+\(default: 0\)", synth)
+
+
+def test_yaml_aliases_are_refused_before_they_expand(tmp_path, capsys):
+    pytest.importorskip("yaml")
+    from lggan.cli import main
+
+    # 9 levels of 9 aliases each: 9^9 (387 million) strings if expanded; 357 bytes of text.
+    lines = ['a: &a ["x","x","x","x","x","x","x","x","x"]']
+    for i, name in enumerate("bcdefghi"):
+        prev = "abcdefghi"[i]
+        lines.append(f"{name}: &{name} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]")
+    lines.append("train: {batch_size: *i}")
+    path = tmp_path / "bomb.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    code = main(["train", "--config", str(path), "--out", str(tmp_path / "run")])
+    assert code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"lggan train: error: --config {path}: YAML aliases (*name) are not supported; write the values out"]
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_config_error_is_one_bounded_line(tmp_path, capsys):
+    from lggan.cli import main
+
+    path = tmp_path / "long.json"
+    path.write_text(json.dumps({"train": {"batch_size": ["x"] * 100_000}}))  # 500 kB of value in one field
+    assert main(["train", "--config", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and len(err[0]) < 1100 and "train.batch_size=" in err[0], err[0][:200]
+    big = tmp_path / "big.json"
+    big.write_text(" " * (2 << 20) + "{}")
+    assert main(["train", "--config", str(big), "--out", str(tmp_path / "run")]) == 2
+    assert "a config file is at most 1,048,576 bytes" in capsys.readouterr().err

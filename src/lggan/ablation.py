@@ -161,7 +161,7 @@ class StudyOptions:
     eval_images: int = 32
     limit: int | None = None  # images of the final evaluation (None: the whole split)
     segmenter: str | None = None
-    segmenter_iterations: int = SEGMENTER_DEFAULTS["iterations"]
+    segmenter_iterations: int | None = None  # None: SEGMENTER_DEFAULTS (QUICK_SEGMENTER with quick)
     inception_weights: str | None = None
     device: str = "auto"
     progress: bool = True
@@ -236,19 +236,22 @@ def _inception_file(given: str | None) -> str | None:
 def evaluate_run(run_dir: Path, data_root: str | None, segmenter: Path, inception: str | None, limit: int | None,
                  device: str) -> dict:
     """`lggan evaluate --checkpoint RUN` with the study's protocol; the result is RUN/eval.json (reused when it
-    scored the run's newest checkpoint)."""
+    scored the run's newest checkpoint with the same protocol)."""
     from . import checkpoint as ckpt
     from .evaluate import add_evaluate_arguments, evaluate
     from .metrics import write_json_atomic
 
     found = ckpt.load_latest(run_dir, with_training_state=False)  # the checkpoint `evaluate` will load
-    iteration = found.iteration if found is not None else None
+    # What the scores depend on: an eval.json of another protocol (another segmenter file, image count, data or
+    # Inception file) is rescored, never reused under this study's name.
+    protocol = {"iteration": found.iteration if found is not None else None, "limit": limit,
+                "segmenter_sha256": file_sha256(segmenter), "inception": inception, "data": data_root,
+                "metrics": ["miou", "fid", "kid"] if inception else ["miou"]}
     out = run_dir / "eval.json"
     if out.is_file():
         with contextlib.suppress(ValueError, OSError):
             old = json.loads(out.read_text())
-            if old.get("study_iteration") == iteration and old.get("study_limit") == limit and \
-                    bool(old.get("study_inception")) == bool(inception):
+            if old.get("study_protocol") == protocol:
                 return old
     # The command line's own parser gives every other option its `lggan evaluate` default.
     parser = argparse.ArgumentParser(add_help=False)
@@ -260,7 +263,7 @@ def evaluate_run(run_dir: Path, data_root: str | None, segmenter: Path, inceptio
     argv += ["--limit", str(limit)] if limit is not None else []
     args = parser.parse_args(argv)
     result = evaluate(args)
-    result.update(study_iteration=iteration, study_limit=limit, study_inception=inception)
+    result.update(study_protocol=protocol)
     write_json_atomic(result, out)
     return result
 
@@ -503,7 +506,9 @@ def run_study(opts: StudyOptions, command: str = "lggan ablation") -> dict:
     base = get_preset(opts.preset)
     data_root = opts.data
     budgets = opts.budget if isinstance(opts.budget, dict) else {v: opts.budget for v in opts.variants}
-    seg_kw = dict(SEGMENTER_DEFAULTS, iterations=opts.segmenter_iterations)
+    if opts.segmenter_iterations is not None and opts.segmenter_iterations < 1:
+        raise ValueError(f"--segmenter-iterations {opts.segmenter_iterations}: must be >= 1")
+    seg_kw = dict(SEGMENTER_DEFAULTS)
     overrides = list(opts.overrides)
     if opts.quick:
         from .data.synthetic import generate_synth_city
@@ -511,6 +516,8 @@ def run_study(opts: StudyOptions, command: str = "lggan ablation") -> dict:
         overrides = QUICK_SET + overrides
         budgets = {v: b or parse_budget(QUICK_BUDGET) for v, b in budgets.items()}
         seg_kw = dict(QUICK_SEGMENTER)
+    if opts.segmenter_iterations is not None:  # given: honoured, with --quick too
+        seg_kw["iterations"] = opts.segmenter_iterations
         if data_root is None:
             data_root = str(out / "data")
             if not (out / "data").is_dir():
@@ -634,8 +641,9 @@ def add_ablation_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--segmenter", default=None,
                    help="built-in segmenter .safetensors (default: trained once on the data's train split and "
                         "cached; for the built-in city in $LGGAN_CACHE/segmenters)")
-    p.add_argument("--segmenter-iterations", type=int, default=SEGMENTER_DEFAULTS["iterations"],
-                   help="training iterations of a segmenter trained for the study")
+    p.add_argument("--segmenter-iterations", type=int, default=None,
+                   help=f"training iterations of a segmenter trained for the study (default: "
+                        f"{SEGMENTER_DEFAULTS['iterations']}; {QUICK_SEGMENTER['iterations']} with --quick)")
     p.add_argument("--inception-weights", default=None,
                    help="TF-Inception weights for FID/KID (default: the torch hub cache file, if present; "
                         "otherwise FID/KID are skipped)")

@@ -466,6 +466,9 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+MAX_ERROR_CHARS = 1000  # an error is one line: longer messages are cut
+
+
 def _error_message(e: BaseException) -> str:
     """One line naming the file/argument and what is wrong (the library's own errors already read so)."""
     if isinstance(e, OSError) and e.filename is not None and str(e.filename) not in str(e.args[-1] if e.args else ""):
@@ -474,6 +477,8 @@ def _error_message(e: BaseException) -> str:
             what += " (disk full)"
         return f"{e.filename}: {what}"
     text = " ".join(str(e).split())
+    if len(text) > MAX_ERROR_CHARS:  # a value quoted in full (a long list from a config file) stays readable
+        text = f"{text[:MAX_ERROR_CHARS - 40]}... ({len(text):,} characters in all)"
     known = (ValueError, OSError, RuntimeError, ArithmeticError, LookupError)
     if isinstance(e, known) and text:
         return text

@@ -5,11 +5,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import json
+import math
 import os
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from .io import atomic_write_text
 
@@ -43,6 +44,43 @@ def choices(literal: Any) -> tuple[str, ...]:
     return typing.get_args(literal)
 
 
+@dataclass(frozen=True)
+class Range:
+    """The values a numeric config field may take: always finite, and within these bounds (None: unbounded).
+
+    Declared next to the field's type (``lr_g: Annotated[float, POSITIVE]``); `validate` checks every field that has
+    one, before any data, network or folder is touched."""
+
+    ge: float | None = None  # value >= ge
+    gt: float | None = None  # value > gt
+    lt: float | None = None  # value < lt
+
+    def text(self) -> str:
+        """The bounds as the error says them: '> 0', 'in [0, 1)'."""
+        if self.ge is not None and self.lt is not None:
+            return f"in [{self.ge:g}, {self.lt:g})"
+        bounds = [f">= {self.ge:g}" if self.ge is not None else "", f"> {self.gt:g}" if self.gt is not None else "",
+                  f"< {self.lt:g}" if self.lt is not None else ""]
+        return " and ".join(b for b in bounds if b)
+
+    def holds(self, value: float) -> bool:
+        return (math.isfinite(value) and (self.ge is None or value >= self.ge) and (self.gt is None or value > self.gt)
+                and (self.lt is None or value < self.lt))
+
+
+POSITIVE = Range(gt=0)  # learning rates, init gain, a time budget
+NON_NEGATIVE = Range(ge=0)  # loss weights (0 switches a loss off), counts that may be 0
+AT_LEAST_1 = Range(ge=1)  # widths, batch sizes, intervals
+FRACTION = Range(ge=0, lt=1)  # Adam betas, EMA decay
+
+
+def field_range(tp: Any) -> Range | None:
+    """The Range declared in a field's ``Annotated[...]`` type, if any."""
+    if typing.get_origin(tp) is Annotated:
+        return next((m for m in tp.__metadata__ if isinstance(m, Range)), None)
+    return None
+
+
 SEMANTIC_DATASETS = choices(SemanticDatasetName)
 CROSSVIEW_DATASETS = choices(CrossViewDatasetName)
 # The task each dataset belongs to (the first TaskName is semantic synthesis, the second cross-view translation).
@@ -60,13 +98,13 @@ class DataConfig:
     root: str | None = None  # None: the built-in synthetic data in the cache folder
     # One-hot channels of the label map (the local branch has one generator per class). None: not set yet (the
     # `custom` preset leaves it to the user); a run needs it.
-    num_classes: int | None = 35
+    num_classes: Annotated[int | None, Range(ge=2)] = 35
     use_instance: bool = True  # adds the instance-edge channel to the generator input
-    dontcare: int | None = None  # custom datasets: label value meaning "don't care"
-    load_size: tuple[int, int] = (256, 128)
-    crop_size: tuple[int, int] | None = None  # None: no random crop
+    dontcare: Annotated[int | None, NON_NEGATIVE] = None  # custom datasets: label value meaning "don't care"
+    load_size: Annotated[tuple[int, int], AT_LEAST_1] = (256, 128)
+    crop_size: Annotated[tuple[int, int] | None, AT_LEAST_1] = None  # None: no random crop
     flip: bool = True
-    num_workers: int = 2
+    num_workers: Annotated[int, NON_NEGATIVE] = 2
     direction: Direction = "a2g"  # cross-view only: a2g (aerial -> ground) or g2a
     # Cross-view evaluation crop: the release crops at random at test time too (here seeded by train.seed);
     # "center" is the deterministic alternative.
@@ -86,10 +124,10 @@ class ModelConfig:
     """Generator/discriminator architecture; at ngf = ndf = 64 the shapes equal the official release."""
 
     task: TaskName = "semantic"
-    ngf: int = 64
-    ndf: int = 64
-    spade_hidden: int = 128
-    num_res_blocks: int = 9
+    ngf: Annotated[int, AT_LEAST_1] = 64
+    ndf: Annotated[int, AT_LEAST_1] = 64
+    spade_hidden: Annotated[int, AT_LEAST_1] = 128
+    num_res_blocks: Annotated[int, NON_NEGATIVE] = 9
     use_local: bool = True  # False: S1, global generator only
     local_combine: LocalCombine = "conv"  # "sum" (Eq. 3) or "conv" (Eq. 4)
     use_weight_map: bool = True  # False: fixed equal fusion weights (S2-S4)
@@ -97,13 +135,13 @@ class ModelConfig:
     # Groups of label channels that the local branch, the classifier and Eq. 4's fusion run over. None: one group
     # per class channel. N: channels 0..N-2 one group each, all later channels summed into group N-1, which the
     # classifier does not score (the ADE20K release: N = 52 over 151 channels).
-    local_groups: int | None = None
+    local_groups: Annotated[int | None, Range(ge=2)] = None
     num_upsampling_layers: UpsamplingLayers = "normal"  # the global generator's layout (Cityscapes release: more)
-    num_d: int = 2
-    d_layers: int = 4
+    num_d: Annotated[int, AT_LEAST_1] = 2
+    d_layers: Annotated[int, AT_LEAST_1] = 4
     discriminator: DiscriminatorArch = "spade"
     init: InitKind = "xavier"
-    init_gain: float = 0.02
+    init_gain: Annotated[float, POSITIVE] = 0.02
 
 
 @dataclass
@@ -111,13 +149,13 @@ class LossConfig:
     """Loss weights; a weight of 0 switches the term off (and skips its computation)."""
 
     gan_mode: GanMode = "hinge"  # hinge (semantic synthesis) | vanilla (cross-view)
-    gan: float = 1.0
-    feat_match: float = 10.0
-    vgg: float = 10.0
-    class_ce: float = 1.0
-    local_l1: float = 1.0
-    image_l1: float = 0.0
-    tv: float = 0.0
+    gan: Annotated[float, NON_NEGATIVE] = 1.0
+    feat_match: Annotated[float, NON_NEGATIVE] = 10.0
+    vgg: Annotated[float, NON_NEGATIVE] = 10.0
+    class_ce: Annotated[float, NON_NEGATIVE] = 1.0
+    local_l1: Annotated[float, NON_NEGATIVE] = 1.0
+    image_l1: Annotated[float, NON_NEGATIVE] = 0.0
+    tv: Annotated[float, NON_NEGATIVE] = 0.0
     tv_reduction: Reduction = "mean"  # the cross-view release sums |dx| + |dy| over batch, channels and pixels
     vgg_input: VggInput = "raw"
     vgg_weights: str | None = None  # local VGG19 file; None: the torch hub cache
@@ -127,15 +165,15 @@ class LossConfig:
 class TrainConfig:
     """Optimisation and bookkeeping; `recipe` fills the optimiser fields as a released script or the paper has them."""
 
-    batch_size: int = 1  # the global batch: split evenly over the processes of a distributed run
-    iterations: int | None = None  # stop after this many iterations in total (None: the epoch schedule)
-    epochs_const: int = 100  # constant lr for this many epochs ...
-    epochs_decay: int = 100  # ... then decay to 0 over these (how: lr_schedule)
+    batch_size: Annotated[int, AT_LEAST_1] = 1  # the global batch: split evenly over the processes of a distributed run
+    iterations: Annotated[int | None, NON_NEGATIVE] = None  # stop after this many iterations in total (None: the epoch schedule)
+    epochs_const: Annotated[int, NON_NEGATIVE] = 100  # constant lr for this many epochs ...
+    epochs_decay: Annotated[int, NON_NEGATIVE] = 100  # ... then decay to 0 over these (how: lr_schedule)
     recipe: Recipe = "custom"  # setting it (--set train.recipe=paper) fills lr_g, lr_d, beta1, beta2, lr_schedule
-    lr_g: float = 2e-4
-    lr_d: float = 2e-4
-    beta1: float = 0.0
-    beta2: float = 0.999
+    lr_g: Annotated[float, POSITIVE] = 2e-4
+    lr_d: Annotated[float, POSITIVE] = 2e-4
+    beta1: Annotated[float, FRACTION] = 0.0
+    beta2: Annotated[float, FRACTION] = 0.999
     # linear: per iteration; spade: drops once per epoch after epochs_const (semantic release); pix2pix: the
     # cross-view release's per-epoch factor 1 - max(0, e + 2 - epochs_const) / (epochs_decay + 1)
     lr_schedule: LrSchedule = "linear"
@@ -143,7 +181,7 @@ class TrainConfig:
     # the updated G (semantic release); one_forward: one G forward, D on its detached fakes, G step on the same
     # forward (cross-view release)
     step_order: StepOrder = "d_then_g"
-    seed: int = 0
+    seed: Annotated[int, NON_NEGATIVE] = 0
     # auto: bf16 autocast where the device has bf16 natively (CUDA compute capability >= 8; CPUs with AMX-BF16 or
     # AVX512-BF16), fp32 elsewhere | bf16: always (emulated, slower, where not native) | fp16: CUDA only, with a
     # GradScaler | off: fp32. Weights, optimiser state, losses and norm statistics stay fp32 in every mode.
@@ -156,23 +194,23 @@ class TrainConfig:
     activation_checkpointing: bool = False
     compile: bool = False  # torch.compile G and the discriminators (first steps slower while it compiles)
     device: str = "auto"
-    log_every: int = 10
-    sample_every: int = 500
-    checkpoint_every: int = 1000
-    keep_last: int = 3
-    ema_decay: float = 0.0  # 0 disables the EMA copy of G
-    max_nonfinite: int = 10  # consecutive non-finite steps before training stops
-    num_samples: int = 4  # validation maps shown in each sample grid
+    log_every: Annotated[int, AT_LEAST_1] = 10
+    sample_every: Annotated[int, AT_LEAST_1] = 500
+    checkpoint_every: Annotated[int, AT_LEAST_1] = 1000
+    keep_last: Annotated[int, AT_LEAST_1] = 3
+    ema_decay: Annotated[float, FRACTION] = 0.0  # 0 disables the EMA copy of G
+    max_nonfinite: Annotated[int, AT_LEAST_1] = 10  # consecutive non-finite steps before training stops
+    num_samples: Annotated[int, AT_LEAST_1] = 4  # validation maps shown in each sample grid
     progress: bool = True
-    threads: int = 0  # CPU threads for PyTorch's kernels; 0 keeps PyTorch's default
+    threads: Annotated[int, NON_NEGATIVE] = 0  # CPU threads for PyTorch's kernels; 0 keeps PyTorch's default
     # Stop when this many seconds of training (evaluation and start-up excluded) have passed in total, counted
     # across --resume: the wall-clock budget of `lggan ablation --budget 10min`. None: no time limit.
-    max_seconds: float | None = None
+    max_seconds: Annotated[float | None, POSITIVE] = None
     # Every eval_every iterations (0: never) score G (its EMA copy when there is one) on the first eval_images
     # images of the evaluation split with the built-in segmenter at eval_segmenter (a .safetensors file from
     # `lggan train-segmenter`): mIoU and pixel accuracy go to log.jsonl (kind "eval") and TensorBoard.
-    eval_every: int = 0
-    eval_images: int = 32
+    eval_every: Annotated[int, NON_NEGATIVE] = 0
+    eval_images: Annotated[int, AT_LEAST_1] = 32
     eval_segmenter: str | None = None
 
 
@@ -203,7 +241,7 @@ class Config:
 
     def save_json(self, path: str | os.PathLike) -> None:
         """Writes the resolved config atomically (temp file + rename)."""
-        atomic_write_text(path, json.dumps(self.to_dict(), indent=2) + "\n")
+        atomic_write_text(path, json.dumps(self.to_dict(), indent=2, allow_nan=False) + "\n")  # strict JSON
 
     @classmethod
     def load_json(cls, path: str | os.PathLike) -> "Config":
@@ -242,7 +280,7 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
     args = typing.get_args(tp)
     if origin is Literal:
         if value not in args:
-            raise ValueError(f"{name}={value!r}: expected one of {', '.join(map(str, args))}")
+            raise ValueError(f"{name}={value}: must be one of {', '.join(map(str, args))}")
         return value
     if origin in (typing.Union, getattr(__import__("types"), "UnionType", None)):
         if value is None or (isinstance(value, str) and value.lower() in ("none", "null")):
@@ -261,7 +299,7 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
         if isinstance(value, str):
             value = [v for v in value.lower().replace("x", ",").split(",") if v]
         if not isinstance(value, (list, tuple)) or len(value) != len(args):
-            raise ValueError(f"{name}: expected {len(args)} values like 256x128, got {value!r}")
+            raise ValueError(f"{name}={value}: must be {len(args)} values like 256x128")
         return tuple(_coerce(name, v, a) for v, a in zip(value, args))
     if tp is bool:
         if isinstance(value, bool):
@@ -270,25 +308,25 @@ def _coerce(name: str, value: Any, tp: Any) -> Any:
             return True
         if isinstance(value, str) and value.lower() in ("false", "0", "no", "off"):
             return False
-        raise ValueError(f"{name}: expected true/false, got {value!r}")
+        raise ValueError(f"{name}={value}: must be true or false")
     if tp is int:
         if isinstance(value, bool):
-            raise ValueError(f"{name}: expected an integer, got {value!r}")
+            raise ValueError(f"{name}={value}: must be an integer")
         try:
             f = float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{name}: expected an integer, got {value!r}") from None
-        if f != int(f):
-            raise ValueError(f"{name}: expected an integer, got {value!r}")
+            raise ValueError(f"{name}={value}: must be an integer") from None
+        if not math.isfinite(f) or f != int(f):
+            raise ValueError(f"{name}={value}: must be a finite integer")
         return int(f)
     if tp is float:
         try:
             return float(value)
         except (TypeError, ValueError):
-            raise ValueError(f"{name}: expected a number, got {value!r}") from None
+            raise ValueError(f"{name}={value}: must be a number") from None
     if tp is str:
         if not isinstance(value, str):
-            raise ValueError(f"{name}: expected a string, got {value!r}")
+            raise ValueError(f"{name}={value}: must be a string")
         return value
     return value
 
@@ -323,6 +361,14 @@ def apply_overrides(cfg: Config, overrides: list[str]) -> Config:
 
 CONFIG_SECTIONS = ("data", "model", "loss", "train")
 YAML_SUFFIXES = (".yaml", ".yml")
+MAX_CONFIG_BYTES = 1 << 20  # a config is a few hundred bytes; this bounds the work of reading a wrong file
+MAX_MESSAGE_CHARS = 300  # a parser's message quoted in an error: one line, cut to this
+
+
+def _one_line(text: str) -> str:
+    """A parser's message as one line of at most MAX_MESSAGE_CHARS characters."""
+    text = " ".join(text.split())
+    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 3] + "..."
 
 
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
@@ -333,10 +379,13 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     p = Path(path)
     if not p.is_file():
         raise ValueError(f"--config {p}: no such file")
+    if p.stat().st_size > MAX_CONFIG_BYTES:
+        raise ValueError(f"--config {p}: {p.stat().st_size:,} bytes; a config file is at most "
+                         f"{MAX_CONFIG_BYTES:,} bytes")
     try:
         text = p.read_text()
     except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"--config {p}: cannot be read ({' '.join(str(e).split())})") from None
+        raise ValueError(f"--config {p}: cannot be read ({_one_line(str(e))})") from None
     if p.suffix.lower() in YAML_SUFFIXES:
         try:
             import yaml
@@ -344,15 +393,19 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
             raise ValueError(f"--config {p}: reading YAML needs the PyYAML package, which is not installed "
                              "(pip install pyyaml), or write the file as JSON") from None
         try:
+            # Aliases (*name) are refused before anything is built: nested ones expand exponentially (a few hundred
+            # bytes can stand for gigabytes), and a config has no use for them.
+            if any(isinstance(event, yaml.AliasEvent) for event in yaml.parse(text, Loader=yaml.SafeLoader)):
+                raise ValueError(f"--config {p}: YAML aliases (*name) are not supported; write the values out")
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise ValueError(f"--config {p}: not valid YAML ({' '.join(str(e).split())})") from None
+            raise ValueError(f"--config {p}: not valid YAML ({_one_line(str(e))})") from None
     else:
         try:
             data = json.loads(text) if text.strip() else None
         except json.JSONDecodeError as e:
             hint = " (YAML files need the suffix .yaml or .yml)" if p.suffix.lower() != ".json" else ""
-            raise ValueError(f"--config {p}: not valid JSON ({e}){hint}") from None
+            raise ValueError(f"--config {p}: not valid JSON ({_one_line(str(e))}){hint}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):
@@ -441,52 +494,20 @@ def validate(cfg: Config, partial: bool = False) -> None:
         cfg = copy.deepcopy(cfg)
         cfg.data.num_classes = max(2, cfg.model.local_groups or 2)  # a stand-in: the other fields are still checked
     for section in (cfg.data, cfg.model, cfg.loss, cfg.train):
-        for name, tp in typing.get_type_hints(type(section)).items():
-            if typing.get_origin(tp) is Literal:
-                _coerce(f"{_SECTION_NAMES[type(section)]}.{name}", getattr(section, name), tp)
-    positive = {
-        "data.num_classes": cfg.data.num_classes,
-        "model.ngf": cfg.model.ngf,
-        "model.ndf": cfg.model.ndf,
-        "model.spade_hidden": cfg.model.spade_hidden,
-        "train.batch_size": cfg.train.batch_size,
-        "train.keep_last": cfg.train.keep_last,
-        "train.sample_every": cfg.train.sample_every,
-        "train.checkpoint_every": cfg.train.checkpoint_every,
-        "train.log_every": cfg.train.log_every,
-        "train.max_nonfinite": cfg.train.max_nonfinite,
-    }
-    if cfg.train.eval_every < 0:
-        raise ValueError(f"train.eval_every={cfg.train.eval_every}: must be >= 0 (0 = no evaluation during training)")
-    if cfg.train.eval_every and cfg.train.eval_images < 1:
-        raise ValueError(f"train.eval_images={cfg.train.eval_images}: must be >= 1")
+        for name, tp in typing.get_type_hints(type(section), include_extras=True).items():
+            full, value = f"{_SECTION_NAMES[type(section)]}.{name}", getattr(section, name)
+            bare = typing.get_args(tp)[0] if typing.get_origin(tp) is Annotated else tp
+            if typing.get_origin(bare) is Literal:
+                _coerce(full, value, bare)
+            check_range(full, value, field_range(tp))
     if cfg.train.eval_every and not cfg.train.eval_segmenter:
         raise ValueError(f"train.eval_every={cfg.train.eval_every} needs train.eval_segmenter (a .safetensors file "
                          "from `lggan train-segmenter`)")
-    if cfg.train.max_seconds is not None and not cfg.train.max_seconds > 0:
-        raise ValueError(f"train.max_seconds={cfg.train.max_seconds}: must be > 0 (or none: no time limit)")
-    if cfg.train.threads < 0:
-        raise ValueError(f"train.threads={cfg.train.threads}: must be >= 0 (0 = PyTorch's default)")
-    for name, value in positive.items():
-        if value < 1:
-            raise ValueError(f"{name}={value}: must be >= 1")
-    if cfg.data.num_classes < 2:
-        raise ValueError(f"data.num_classes={cfg.data.num_classes}: need at least 2 classes")
-    if cfg.train.iterations is not None and cfg.train.iterations < 0:
-        raise ValueError(f"train.iterations={cfg.train.iterations}: must be >= 0")
-    if not 0.0 <= cfg.train.ema_decay < 1.0:
-        raise ValueError(f"train.ema_decay={cfg.train.ema_decay}: must be in [0, 1)")
-    for name in ("gan", "feat_match", "vgg", "class_ce", "local_l1", "image_l1", "tv"):
-        if getattr(cfg.loss, name) < 0:
-            raise ValueError(f"loss.{name}={getattr(cfg.loss, name)}: loss weights must be >= 0")
     if DATASET_TASK[cfg.data.dataset] != cfg.model.task:
         raise ValueError(
             f"data.dataset={cfg.data.dataset!r} does not fit model.task={cfg.model.task!r} "
             f"(it is a {DATASET_TASK[cfg.data.dataset]} dataset)"
         )
-    for name, size in (("data.load_size", cfg.data.load_size), ("data.crop_size", cfg.data.crop_size)):
-        if size is not None and min(size) < 1:
-            raise ValueError(f"{name}={size}: sizes must be positive")
     if cfg.data.dataset in SEMANTIC_DATASETS:
         w, h = cfg.data.crop_size or cfg.data.load_size
         step = 2 ** UPSAMPLINGS[cfg.model.num_upsampling_layers]
@@ -507,20 +528,25 @@ def validate(cfg: Config, partial: bool = False) -> None:
             raise ValueError(f"{name}={value!r} does not apply to model.task={cfg.model.task!r} (leave it at "
                              f"{neutral!r})")
     groups = cfg.model.local_groups
-    if groups is not None and not 2 <= groups <= cfg.data.num_classes:
+    if groups is not None and groups > cfg.data.num_classes:
         raise ValueError(f"model.local_groups={groups}: must be between 2 and data.num_classes="
                          f"{cfg.data.num_classes} (or none: one group per class)")
-    for name in ("lr_g", "lr_d"):
-        if getattr(cfg.train, name) <= 0:
-            raise ValueError(f"train.{name}={getattr(cfg.train, name)}: must be > 0")
-    for name in ("beta1", "beta2"):
-        if not 0.0 <= getattr(cfg.train, name) < 1.0:
-            raise ValueError(f"train.{name}={getattr(cfg.train, name)}: must be in [0, 1)")
     if cfg.train.compile and cfg.train.activation_checkpointing:
         # The recompute guard (spectral norm's u, v and BN statistics updated once) runs in eager mode only; under
         # torch.compile the recompute happens inside the compiled graph, where it has not been verified.
         raise ValueError("train.compile=true: not supported together with train.activation_checkpointing=true "
                          "(set one of them to false)")
+
+
+def check_range(name: str, value: Any, allowed: Range | None) -> None:
+    """Raises `NAME=VALUE: must be ...` when a number (or any number of a size tuple) lies outside `allowed`."""
+    if allowed is None or value is None:
+        return
+    for v in value if isinstance(value, tuple) else (value,):
+        if not allowed.holds(v):
+            kind = "an integer" if isinstance(v, int) else "a finite number"
+            shown = "x".join(map(str, value)) if isinstance(value, tuple) else value
+            raise ValueError(f"{name}={shown}: must be {kind} {allowed.text()}")
 
 
 _SECTION_NAMES = {DataConfig: "data", ModelConfig: "model", LossConfig: "loss", TrainConfig: "train"}

@@ -100,7 +100,7 @@ def amp_decision(mode: str, device_type: str, bf16_native: bool) -> tuple[torch.
     fp16: CUDA only, with a GradScaler (fp16's range needs loss scaling); off: fp32.
     """
     if mode not in choices(AmpMode):
-        raise ValueError(f"train.amp={mode!r}: expected one of {', '.join(choices(AmpMode))}")
+        raise ValueError(f"train.amp={mode}: must be one of {', '.join(choices(AmpMode))}")
     if mode == "off":
         return None, False
     if mode == "fp16":
@@ -124,7 +124,7 @@ def channels_last_decision(mode: str, device_type: str, autocast_dtype: torch.dt
     copies (instance norm works on NCHW) grow 6x.
     """
     if mode not in choices(ChannelsLastMode):
-        raise ValueError(f"train.channels_last={mode!r}: expected one of {', '.join(choices(ChannelsLastMode))}")
+        raise ValueError(f"train.channels_last={mode}: must be one of {', '.join(choices(ChannelsLastMode))}")
     if mode != "auto":
         return mode == "on"
     if device_type == "cuda":
