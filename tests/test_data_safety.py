@@ -338,7 +338,7 @@ def test_build_atomically_interrupt_leaves_target_untouched(tmp_path: Path) -> N
 
     for overwrite in (False, True):
         with pytest.raises(KeyboardInterrupt if overwrite else FileExistsError):
-            build_atomically(out, interrupted, overwrite=overwrite)
+            build_atomically(out, interrupted, overwrite=overwrite, ours=lambda root: True)
         assert [p.name for p in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "old"
         assert sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
@@ -354,7 +354,14 @@ def test_build_atomically_overwrite_and_permissions(tmp_path: Path) -> None:
     assert build_atomically(out, lambda tmp: (tmp / "a.txt").write_text("one")) == 3
     with pytest.raises(FileExistsError, match=re.escape(f"{out}: already exists and is not empty")):
         build_atomically(out, lambda tmp: None)
-    build_atomically(out, lambda tmp: (tmp / "b.txt").write_text("two"), overwrite=True)
+    # overwrite replaces only a folder that `ours` recognises as lggan's own, never anyone else's.
+    with pytest.raises(FileExistsError, match="is not a dataset lggan generated"):
+        build_atomically(out, lambda tmp: (tmp / "b.txt").write_text("two"), overwrite=True)
+    with pytest.raises(FileExistsError, match="is not a dataset lggan generated"):
+        build_atomically(out, lambda tmp: None, overwrite=True, ours=lambda root: (root / "manifest").is_file())
+    assert [p.name for p in out.iterdir()] == ["a.txt"]
+    build_atomically(out, lambda tmp: (tmp / "b.txt").write_text("two"), overwrite=True,
+                     ours=lambda root: (root / "a.txt").is_file())
     assert [p.name for p in out.iterdir()] == ["b.txt"] and sorted(p.name for p in tmp_path.iterdir()) == ["data"]
     assert out.stat().st_mode & 0o777 == 0o777 & ~_umask()  # mkdir, not mkdtemp's 0700
     (tmp_path / "file").write_text("x")
@@ -374,7 +381,8 @@ def test_failed_swap_puts_the_old_dataset_back(tmp_path: Path, monkeypatch: pyte
 
     monkeypatch.setattr(os, "rename", failing_rename)
     with pytest.raises(OSError, match="disk full"):
-        build_atomically(out, lambda tmp: (tmp / "new.txt").write_text("new"), overwrite=True)
+        build_atomically(out, lambda tmp: (tmp / "new.txt").write_text("new"), overwrite=True,
+                         ours=lambda root: True)
     assert [p.name for p in out.iterdir()] == ["old.txt"] and sorted(p.name for p in tmp_path.iterdir()) == ["data"]
 
 

@@ -149,7 +149,7 @@ def test_a_second_run_with_a_smaller_limit_scores_only_its_own_images(city_run, 
     assert main(args + ["--limit", "4"]) == 0
     first = json.loads(out.read_text())
     assert first["num_images"] == 4 and first["metrics"]["images"]["num_images"] == 4
-    assert main(args + ["--limit", "2"]) == 0
+    assert main(args + ["--limit", "2", "--overwrite"]) == 0
     second = json.loads(out.read_text())
     assert second["num_images"] == 2 and second["metrics"]["images"]["num_images"] == 2
     for sub in ("generated", "real", "labels"):

@@ -165,7 +165,7 @@ def eval_setup(tmp_path_factory: pytest.TempPathFactory):
 def _evaluate(model: Path, city: Path, seg: Path, work: Path, *extra: str) -> int:
     return main(["evaluate", "--checkpoint", str(model), "--data", str(city), "--metrics", "miou", "--segmenter",
                  str(seg), "--work-dir", str(work), "--out", str(work.parent / "r.json"), "--device", "cpu",
-                 "--amp", "off", "--no-progress", "--batch-size", "2", *extra])
+                 "--amp", "off", "--no-progress", "--batch-size", "2", "--overwrite", *extra])
 
 
 def test_prediction_strip_shows_label_image_and_the_segmenters_prediction(eval_setup, tmp_path: Path) -> None:

@@ -491,7 +491,7 @@ def test_torchscript_export_equals_the_generator(semantic_model: Path, tmp_path:
     torch.testing.assert_close(traced(label, label), synth(label).image, rtol=0, atol=1e-5)  # no instance maps
     # Existing outputs are kept unless --overwrite.
     assert main(["export", str(semantic_model), str(out)]) == 2
-    assert "already there" in capsys.readouterr().err
+    assert "already exists (and 1 more of its files); pass --overwrite" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("variant", [["model.local_groups=3"], ["model.local_combine=sum", "model.use_weight_map=false"],

@@ -154,9 +154,14 @@ def test_generation_refuses_to_clobber_and_cleans_up(tmp_path: Path, monkeypatch
     (out / "keep.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="already exists and is not empty"):
         generate_synth_city(out, num_train=1, num_val=0, size=(32, 16), progress=False)
-    assert (out / "keep.txt").read_text() == "mine"
+    # --force (overwrite) replaces only a synthetic city: this folder is somebody else's.
+    with pytest.raises(FileExistsError, match="is not a dataset lggan generated"):
+        generate_synth_city(out, num_train=1, num_val=1, size=(32, 16), progress=False, overwrite=True)
+    assert [p.name for p in out.iterdir()] == ["keep.txt"] and (out / "keep.txt").read_text() == "mine"
+    (out / "keep.txt").unlink()
+    generate_synth_city(out, num_train=2, num_val=1, size=(32, 16), progress=False)
     generate_synth_city(out, num_train=1, num_val=1, size=(32, 16), progress=False, overwrite=True)
-    assert not (out / "keep.txt").exists() and summarize_synth_city(out)["num_train"] == 1
+    assert summarize_synth_city(out)["num_train"] == 1
 
     def broken(*args: object) -> None:
         raise RuntimeError("disk on fire")

@@ -396,7 +396,9 @@ def test_a_run_that_fails_before_training_leaves_no_folder_behind(tmp_path, caps
     existing.mkdir()
     (existing / "notes.txt").write_text("keep")
     assert main(["train", "--data", str(tmp_path / "typo"), "--out", str(existing)]) == 2
-    assert sorted(p.name for p in existing.iterdir()) == [RunLock.FILE, "notes.txt"]
+    # Not a run folder: refused before anything is written into it.
+    assert "is not an lggan run folder" in capsys.readouterr().err
+    assert sorted(p.name for p in existing.iterdir()) == ["notes.txt"]
 
 
 def test_resume_without_a_checkpoint_fails_before_building_anything(tmp_path, monkeypatch, capsys):

@@ -257,7 +257,7 @@ def evaluate_run(run_dir: Path, data_root: str | None, segmenter: Path, inceptio
     parser = argparse.ArgumentParser(add_help=False)
     add_evaluate_arguments(parser)
     argv = ["--checkpoint", str(run_dir), "--work-dir", str(run_dir / "eval"), "--out", str(out), "--segmenter",
-            str(segmenter), "--device", device, "--no-progress", "--metrics", "miou"]
+            str(segmenter), "--device", device, "--no-progress", "--metrics", "miou", "--overwrite"]  # its own file
     argv += ["fid", "kid", "--inception-weights", inception] if inception else []
     argv += ["--data", data_root] if data_root else []
     argv += ["--limit", str(limit)] if limit is not None else []

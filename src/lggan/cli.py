@@ -179,7 +179,8 @@ def cmd_generate(a: argparse.Namespace) -> None:
 def cmd_convert(a: argparse.Namespace) -> None:
     from .convert import arguments_path, convert_official_file
 
-    report = convert_official_file(a.input, a.output, dataset=a.dataset, num_upsampling_layers=a.num_upsampling_layers)
+    report = convert_official_file(a.input, a.output, dataset=a.dataset, num_upsampling_layers=a.num_upsampling_layers,
+                                   overwrite=a.overwrite)
     print(f"detected: {report.detected}" if report.detected else f"detected: {report.task} {report.part}")
     print("\n".join(f"{k}: {v}" for k, v in dict(report).items() if k != "detected"))
     print(f"wrote {a.output} and {arguments_path(a.output)}")
@@ -188,7 +189,7 @@ def cmd_convert(a: argparse.Namespace) -> None:
 def cmd_export(a: argparse.Namespace) -> None:
     from .convert import export_official_file
 
-    info = export_official_file(a.ours, a.output, part=a.part)
+    info = export_official_file(a.ours, a.output, part=a.part, overwrite=a.overwrite)
     kept = f", unused tensors from {info['unused_file']}" if info["unused_file"] else ""
     print(f"wrote {a.output}: {info['num_tensors']} tensors of the release's {info['kind']} layout "
           f"(from {info['source']}{kept})")
@@ -406,6 +407,8 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--num-upsampling-layers", choices=list(UPSAMPLINGS), default=None,
                    help="the global generator's layout, not visible in the weights (default: the dataset's release: "
                         "more for cityscapes, else normal; most when the checkpoint has up_4)")
+    c.add_argument("--overwrite", action="store_true",
+                   help="replace OUTPUT, OUTPUT.json and OUTPUT.unused.safetensors if they exist")
     c.set_defaults(func=cmd_convert)
 
     x = sub.add_parser("export-official", help="write one of our models as an official LGGAN .pth",
@@ -415,6 +418,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("output", help="output .pth: torch.save of a plain dict of tensors under the release's names")
     x.add_argument("--part", choices=export_parts, default="generator",
                    help="which network of a run or checkpoint folder (a .safetensors file says itself)")
+    x.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     x.set_defaults(func=cmd_export)
 
     # The formats are spelled out here; lggan.export.EXPORT_FORMATS checks the same values.

@@ -65,7 +65,7 @@ from typing import Any
 
 import torch
 
-from lggan.io import atomic_write
+from lggan.io import atomic_write, check_outputs
 
 RenameRule = tuple[str, Callable[[re.Match], str] | str]
 
@@ -851,7 +851,8 @@ def _save_safetensors(path: Path, tensors: Mapping[str, torch.Tensor], metadata:
 
 
 def convert_official_file(in_path: str | os.PathLike, out_path: str | os.PathLike, num_classes: int | None = None,
-                          dataset: str | None = None, num_upsampling_layers: str | None = None) -> ConversionReport:
+                          dataset: str | None = None, num_upsampling_layers: str | None = None,
+                          overwrite: bool = False) -> ConversionReport:
     """Converts an official generator or discriminator .pth into OUT.safetensors plus OUT.json.
 
     The kind is detected from the keys (see `convert_official`).  All files are written atomically.  The JSON holds
@@ -865,6 +866,8 @@ def convert_official_file(in_path: str | os.PathLike, out_path: str | os.PathLik
     json_path = arguments_path(out_path)
     if json_path == out_path or out_path.suffix != ".safetensors":
         raise ValueError(f"output {out_path}: give a .safetensors file name (the arguments go to {json_path.name})")
+    # OUT, OUT.json and OUT.unused.safetensors (an old one is removed when this checkpoint has no unused tensors).
+    check_outputs("OUTPUT", (out_path, json_path, unused_path(out_path)), overwrite, inputs={"INPUT": in_path})
     sd = load_official_file(in_path)
     ours, report = convert_official(sd, source=str(in_path), num_classes=num_classes, dataset=dataset,
                                     num_upsampling_layers=num_upsampling_layers)
@@ -965,8 +968,8 @@ def _our_weights_file(path: Path, part: str) -> Path:
     return file
 
 
-def export_official_file(ours_path: str | os.PathLike, out_path: str | os.PathLike, part: str = "generator"
-                         ) -> dict[str, Any]:
+def export_official_file(ours_path: str | os.PathLike, out_path: str | os.PathLike, part: str = "generator",
+                         overwrite: bool = False) -> dict[str, Any]:
     """Writes one of our models as the release's .pth: torch.save of a plain {official name: tensor} dict.
 
     ours_path: a .safetensors file (converted or from a checkpoint), a checkpoint folder or a run folder (its newest
@@ -979,8 +982,7 @@ def export_official_file(ours_path: str | os.PathLike, out_path: str | os.PathLi
 
     file = _our_weights_file(Path(ours_path), part)
     out_path = Path(out_path)
-    if out_path.resolve() == file.resolve():
-        raise ValueError(f"OUT {out_path}: would overwrite the input")
+    check_outputs("OUTPUT", (out_path,), overwrite, inputs={"OURS": file, "OURS (unused tensors)": unused_path(file)})
 
     def read(p: Path) -> dict[str, torch.Tensor]:
         try:

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from .io import atomic_write_text
+from .io import atomic_write_text, check_outputs
 from .viz import save_png, tensor_to_uint8
 
 # The folders `evaluate --checkpoint` writes in its work folder; the manifest lists every file it wrote there, so
@@ -290,6 +290,12 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from .tasks import make_task, task_class
     from .train import resolve_device
 
+    # The output rule first (lggan.io.check_outputs): nothing is loaded or generated for a refused --out.
+    check_outputs("--out", (args.out,), bool(getattr(args, "overwrite", False)),
+                  inputs={"--segmenter": args.segmenter, "--inception-weights": args.inception_weights,
+                          "--places365-weights": args.places365_weights, "--checkpoint": args.checkpoint},
+                  data={"--data": args.data, "--generated": args.generated, "--real": args.real,
+                        "--labels": args.labels})
     apply_threads(getattr(args, "threads", 0))  # read with getattr, as below
     args.device_resolved = resolve_device(args.device)
     if args.metrics and "miou" in args.metrics and not args.segmenter:
@@ -449,6 +455,7 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--metrics", nargs="+", choices=list(ALL_METRICS) + ["miou"], default=None,
                    help="default: fid kid miou (semantic), accuracy inception_score ssim psnr sd kl (cross-view)")
     p.add_argument("--out", default="results.json", help="JSON file with every number and the protocol used")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     w = p.add_argument_group("weights (never downloaded)")
     w.add_argument("--inception-weights", default=None,
                    help="FID/KID: weights-inception-2015-12-05-6726825d.pth (default: the torch hub cache)")
@@ -501,6 +508,7 @@ def train_segmenter_for(dataset: str, data_root: str | None, out: str | Path, lo
 def train_segmenter_cli(args: argparse.Namespace) -> None:
     from .train import resolve_device
 
+    check_outputs("--out", (args.out,), args.overwrite, data={"--data": args.data})
     apply_threads(getattr(args, "threads", 0))
     summary = train_segmenter_for(args.dataset, args.data, args.out, args.size, args.iterations, args.batch_size,
                                   args.width, resolve_device(args.device), lr=args.lr, seed=args.seed,
@@ -515,6 +523,7 @@ def add_train_segmenter_arguments(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--dataset", default="synth-city", choices=SEMANTIC_DATASETS)
     p.add_argument("--out", default="segmenter.safetensors", help="output file")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
     p.add_argument("--size", type=size_arg, default=None, help="load size WxH (default: the dataset's)")
     p.add_argument("--iterations", type=int, default=600)
     p.add_argument("--batch-size", type=int, default=8)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .io import atomic_write
+from .io import atomic_write, check_outputs
 
 EXPORT_FORMATS = ("torchscript", "onnx")
 ONNX_OPSET = 18
@@ -180,9 +180,7 @@ def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt:
     sidecar = description_path(out)
     if fmt == "onnx":
         _require_onnx()  # before the model is loaded
-    existing = [p.name for p in (out, sidecar) if p.exists()]
-    if existing and not overwrite:
-        raise FileExistsError(f"{out}: {', '.join(existing)} already there; pass --overwrite to replace")
+    check_outputs("OUTPUT", (out, sidecar), overwrite, inputs={"CHECKPOINT": checkpoint})
     synth = load_generator(checkpoint, device="cpu", use_ema=use_ema, amp="off", channels_last="off")
     size = tuple(size) if size is not None else model_size(synth.cfg)
     module = exportable(synth)

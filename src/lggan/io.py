@@ -70,6 +70,40 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], suffix: 
         raise
 
 
+CHECKPOINTS_FOLDER = "checkpoints"  # a run's checkpoint folders live here; only `lggan train` writes inside
+
+
+def check_outputs(option: str, paths, overwrite: bool, inputs: dict | None = None, data: dict | None = None) -> None:
+    """The rule of every command that writes a file, checked before any work: raises, naming `option` and the path.
+
+    A path is refused whatever `overwrite` says when it is one of the command's `inputs` ({argument: path}), lies
+    inside a run's checkpoints folder, or inside a dataset folder of `data` ({argument: folder}); an existing file
+    is replaced only with `overwrite`, and a folder never.
+    """
+    paths = [Path(p) for p in paths]
+    given = {name: Path(v).resolve() for name, v in (inputs or {}).items() if v is not None}
+    folders = {name: Path(v).resolve() for name, v in (data or {}).items() if v is not None}
+    for p in paths:
+        r = p.resolve()
+        for name, inp in given.items():
+            if r == inp:
+                raise ValueError(f"{option} {p}: is this command's input {name}; choose another file")
+        for name, folder in folders.items():
+            if r.is_relative_to(folder):
+                raise ValueError(f"{option} {p}: lies inside {name} {folder}, a dataset; choose a file outside it")
+        for parent in r.parents:
+            if parent.name == CHECKPOINTS_FOLDER:
+                raise ValueError(f"{option} {p}: lies inside a run's {CHECKPOINTS_FOLDER} folder ({parent}), which "
+                                 "only `lggan train` writes; choose a file outside it")
+        if p.is_dir():
+            raise IsADirectoryError(f"{option} {p}: is a folder; give a file name")
+    existing = [p for p in paths if p.exists() or p.is_symlink()]
+    if existing and not overwrite:
+        raise FileExistsError(f"{option} {existing[0]}: already exists"
+                              f"{f' (and {len(existing) - 1} more of its files)' if len(existing) > 1 else ''}; "
+                              "pass --overwrite to replace it")
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Writes bytes to `path` atomically."""
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))

@@ -461,8 +461,29 @@ class TrainRun:
         return out if self.amp_dtype is None else precision.to_float(out)
 
 
-def _claim_run_folder(run_dir: Path, resume: bool) -> tuple[RunLock, bool]:
+# The marker of a folder lggan made as a run: `train --out` uses a non-empty folder only when it is a run.
+RUN_MARKER = ".lggan-run"
+
+
+def _check_run_folder(run_dir: Path, data_root: str | None) -> None:
+    """Refuses, before anything is written, a --out that is a dataset's folder or a non-empty folder of someone
+    else's (a run made before the marker existed is recognised by its checkpoints folder)."""
+    if data_root is not None and run_dir.resolve().is_relative_to(Path(data_root).expanduser().resolve()):
+        raise ValueError(f"--out {run_dir}: lies inside the dataset --data {data_root}; choose a run folder outside it")
+    if run_dir.exists() and not run_dir.is_dir():
+        raise FileExistsError(f"--out {run_dir}: is a file, not a run folder")
+    if not run_dir.is_dir():
+        return
+    others = [p.name for p in run_dir.iterdir() if p.name != RunLock.FILE]
+    if others and not (run_dir / RUN_MARKER).exists() and not (run_dir / ckpt.CKPT_DIR).is_dir():
+        listed = ", ".join(sorted(others)[:3]) + (", ..." if len(others) > 3 else "")
+        raise FileExistsError(f"--out {run_dir}: is not empty ({listed}) and is not an lggan run folder (no "
+                              f"{RUN_MARKER}); choose a new or empty folder")
+
+
+def _claim_run_folder(run_dir: Path, resume: bool, data_root: str | None = None) -> tuple[RunLock, bool]:
     """Locks the run folder for this process (a second run on it fails, naming the holder's pid), then checks it."""
+    _check_run_folder(run_dir, data_root)
     fresh = not run_dir.exists() or not any(run_dir.iterdir())
     run_dir.mkdir(parents=True, exist_ok=True)
     lock = RunLock(run_dir, what="--out")
@@ -478,6 +499,8 @@ def _claim_run_folder(run_dir: Path, resume: bool) -> tuple[RunLock, bool]:
             )
         if resume and not existing:  # before the data and networks are built, which can take a while
             raise FileNotFoundError(f"--resume: no checkpoint in {run_dir / ckpt.CKPT_DIR}")
+        if not (run_dir / RUN_MARKER).exists():
+            atomic_write_text(run_dir / RUN_MARKER, "a run folder of lggan train\n")
     except BaseException:
         _release_run_folder(lock, fresh)
         raise
@@ -488,8 +511,9 @@ def _release_run_folder(lock: RunLock, fresh: bool) -> None:
     """Releases the lock; a folder this run created and left empty is removed (no `.lock`-only folders after an
     early error, which would push the next default run to runs/PRESET-2)."""
     lock.release()
-    if fresh and [p.name for p in lock.folder.iterdir()] == [RunLock.FILE]:
+    if fresh and {p.name for p in lock.folder.iterdir()} <= {RunLock.FILE, RUN_MARKER}:
         lock.path.unlink(missing_ok=True)
+        (lock.folder / RUN_MARKER).unlink(missing_ok=True)
         with contextlib.suppress(OSError):
             lock.folder.rmdir()
 
@@ -541,7 +565,8 @@ def build_run(cfg: Config, out_dir: str | os.PathLike, data_root: str | None, re
     if tc.threads:
         torch.set_num_threads(tc.threads)
     run_dir = Path(out_dir)
-    lock, fresh = _claim_run_folder(run_dir, resume) if di.is_main else (None, False)
+    root = data_root if data_root is not None else cfg.data.root
+    lock, fresh = _claim_run_folder(run_dir, resume, root) if di.is_main else (None, False)
     try:
         task = make_task(cfg, data_root)
         data, train_set, val_set = _build_data(cfg, task, di)

@@ -201,12 +201,18 @@ def remove_stale_temps(out_dir: str | os.PathLike[str]) -> list[Path]:
     return handled
 
 
-def check_target(out_dir: Path, overwrite: bool) -> None:
-    """FileExistsError if ``out_dir`` is a file, or a non-empty folder and not ``overwrite``."""
+def check_target(out_dir: Path, overwrite: bool, ours: Callable[[Path], bool] | None = None) -> None:
+    """FileExistsError if ``out_dir`` is a file, or a non-empty folder that may not be replaced: without
+    ``overwrite`` none may; with it only one that ``ours`` recognises as lggan's own (a dataset it generated)."""
     if out_dir.exists() and not out_dir.is_dir():
         raise FileExistsError(f"{out_dir}: exists and is not a directory")
-    if not overwrite and out_dir.is_dir() and any(out_dir.iterdir()):
+    if not out_dir.is_dir() or not any(out_dir.iterdir()):
+        return
+    if not overwrite:
         raise FileExistsError(f"{out_dir}: already exists and is not empty (pass overwrite=True, or --force on the command line, to replace it)")
+    if ours is None or not ours(out_dir):
+        raise FileExistsError(f"{out_dir}: is not a dataset lggan generated (no manifest of its own there); "
+                              "--force replaces only those: choose a new or empty folder")
 
 
 def build_atomically(
@@ -215,18 +221,20 @@ def build_atomically(
     *,
     overwrite: bool = False,
     is_complete: Callable[[Path], bool] | None = None,
+    ours: Callable[[Path], bool] | None = None,
 ) -> R:
     """Call ``fill(tmp)`` on a new hidden folder beside ``out_dir``, then rename it to ``out_dir``.
 
-    ``out_dir`` must be missing or an empty folder unless ``overwrite``; with ``overwrite`` the old
-    folder is swapped out by two renames and deleted only once the new one is in place. The temp folder
+    ``out_dir`` must be missing or an empty folder unless ``overwrite``; with ``overwrite`` an old folder
+    that ``ours`` recognises as lggan's own is swapped out by two renames and deleted only once the new one is in
+    place (any other folder is refused). The temp folder
     is made with ``mkdir`` (normal umask permissions, not mkdtemp's 0700) and removed on any exception,
     KeyboardInterrupt included. If another process renamed a folder into ``out_dir`` first, ours is
     dropped when ``is_complete(out_dir)`` says theirs is the finished dataset, else FileExistsError.
     Returns what ``fill`` returned.
     """
     out_dir = Path(out_dir).expanduser().resolve()
-    check_target(out_dir, overwrite)
+    check_target(out_dir, overwrite, ours)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     remove_stale_temps(out_dir)
     tmp = _sibling(out_dir, "tmp")

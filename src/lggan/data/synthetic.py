@@ -905,7 +905,7 @@ def generate_synth_city(
         return summary
 
     complete = partial(_is_complete, num_train=num_train, num_val=num_val, size=size, seed=seed)
-    return build_atomically(out_dir, fill, overwrite=overwrite, is_complete=complete)
+    return build_atomically(out_dir, fill, overwrite=overwrite, is_complete=complete, ours=is_synth_city)
 
 
 def _summary(

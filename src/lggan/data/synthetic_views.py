@@ -614,7 +614,8 @@ def generate_synth_views(
         return counts
 
     complete = partial(_is_complete, size=size, num_train=num_train, num_test=num_test, seed=seed)
-    counts = build_atomically(out_dir, fill, overwrite=overwrite, is_complete=complete)
+    counts = build_atomically(out_dir, fill, overwrite=overwrite, is_complete=complete,
+                              ours=lambda root: (root / MANIFEST_NAME).is_file())
     fractions = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1)
     return {
         "root": str(Path(out_dir)),

@@ -1,0 +1,151 @@
+"""No command replaces a file it did not create (lggan.io.check_outputs): every command that writes a file, against
+every protected kind of path, leaves the bytes there unchanged and says why in one line, before any work."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from lggan.cli import main
+from lggan.io import check_outputs
+
+from tiny import SEMANTIC, model_file
+
+BYTES = b"somebody's file\n"
+
+
+@pytest.fixture(scope="module")
+def world(tmp_path_factory) -> dict[str, Path]:
+    """A model file, a run's checkpoint file, and image folders standing for datasets."""
+    tmp = tmp_path_factory.mktemp("out_rule")
+    model = model_file(tmp, "synth", SEMANTIC, name="G")
+    ckpt = tmp / "run" / "checkpoints" / "iter_00000001"
+    ckpt.mkdir(parents=True)
+    for name in ("generated", "real", "data"):
+        (tmp / name).mkdir()
+    return {"tmp": tmp, "model": model, "checkpoint_file": ckpt / "generator.safetensors",
+            "generated": tmp / "generated", "real": tmp / "real", "data": tmp / "data"}
+
+
+def command(name: str, w: dict[str, Path], out: Path) -> list[str]:
+    """The command line of `name` writing `out` (its other arguments valid where the rule is checked)."""
+    return {
+        "export": ["export", str(w["model"]), str(out)],
+        "export-official": ["export-official", str(w["model"]), str(out)],
+        "convert-official": ["convert-official", str(w["model"]), str(out)],
+        "evaluate": ["evaluate", "--generated", str(w["generated"]), "--real", str(w["real"]), "--metrics", "ssim",
+                     "--out", str(out)],
+        "train-segmenter": ["train-segmenter", "--dataset", "cityscapes", "--data", str(w["data"]), "--out", str(out)],
+    }[name]
+
+
+COMMANDS = ("export", "export-official", "convert-official", "evaluate", "train-segmenter")
+# convert-official writes .safetensors only; the others take any name.
+OUT_NAME = {"convert-official": "out.safetensors"}
+
+
+def _target(kind: str, cmd: str, w: dict[str, Path]) -> Path | None:
+    """The protected path of `kind` for `cmd`, or None where the kind cannot arise for it."""
+    if kind == "existing":
+        return w["tmp"] / f"{cmd}-{OUT_NAME.get(cmd, 'out.bin')}"
+    if kind == "checkpoints":
+        return w["checkpoint_file"]
+    if kind == "input":
+        return w["model"] if cmd in ("export", "export-official", "convert-official") else None
+    if kind == "dataset":
+        return {"evaluate": w["real"] / "x.json", "train-segmenter": w["data"] / "x.safetensors"}.get(cmd)
+    raise AssertionError(kind)
+
+
+KINDS = ("existing", "checkpoints", "input", "dataset")
+# Every kind a command can meet: file inputs (export*, convert) and dataset folders (evaluate, train-segmenter).
+CELLS = [(c, k) for c in COMMANDS for k in KINDS
+         if k in ("existing", "checkpoints") or (k == "input") == (c not in ("evaluate", "train-segmenter"))]
+
+
+@pytest.mark.parametrize("cmd,kind", CELLS, ids=[f"{c}-{k}" for c, k in CELLS])
+def test_no_command_replaces_a_protected_file(cmd, kind, world, capsys):
+    target = _target(kind, cmd, world)
+    assert target is not None
+    original = target.read_bytes() if target.exists() else None
+    if original is None:
+        target.write_bytes(BYTES)
+    before = target.read_bytes()
+    # --overwrite where the command has it: it may replace an existing file of the user's choice, never these.
+    argv = command(cmd, world, target) + ([] if kind == "existing" else ["--overwrite"])
+    try:
+        assert main(argv) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and err[0].startswith(f"lggan {cmd}: error: "), err
+        assert str(target) in err[0]
+        reason = {"existing": "already exists", "checkpoints": "checkpoints folder", "input": "this command's input",
+                  "dataset": "a dataset"}[kind]
+        assert reason in err[0], err[0]
+        assert target.read_bytes() == before
+        leftovers = [p.name for p in target.parent.iterdir() if p.name.startswith(f".{target.name}.")]
+        assert leftovers == []  # no temp file either
+    finally:
+        if original is None:
+            target.unlink()
+
+
+def test_overwrite_replaces_an_ordinary_existing_output(world, capsys):
+    out = world["tmp"] / "scores.json"
+    for name in ("a.png", "b.png"):  # a scorable pair of folders
+        import numpy as np
+        from PIL import Image
+
+        img = Image.fromarray((np.arange(32 * 32 * 3) % 251).astype("uint8").reshape(32, 32, 3))
+        img.save(world["generated"] / name)
+        img.save(world["real"] / name)
+    out.write_bytes(BYTES)
+    assert main(command("evaluate", world, out)) == 2
+    assert out.read_bytes() == BYTES
+    assert main(command("evaluate", world, out) + ["--overwrite"]) == 0
+    assert out.read_bytes() != BYTES and b'"ssim"' in out.read_bytes()
+
+
+def test_the_rule_itself(tmp_path):
+    existing = tmp_path / "a.txt"
+    existing.write_text("x")
+    check_outputs("--out", [tmp_path / "new.txt"], overwrite=False)  # a new file: fine
+    check_outputs("--out", [existing], overwrite=True)
+    with pytest.raises(FileExistsError, match=r"^--out .*a\.txt: already exists; pass --overwrite"):
+        check_outputs("--out", [existing], overwrite=False)
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        check_outputs("--out", [tmp_path], overwrite=True)
+    with pytest.raises(ValueError, match="is this command's input --segmenter"):
+        check_outputs("--out", [tmp_path / "sub" / ".." / "a.txt"], True, inputs={"--segmenter": existing})
+    with pytest.raises(ValueError, match="lies inside --data"):
+        check_outputs("--out", [tmp_path / "d" / "deep" / "x"], True, data={"--data": tmp_path / "d"})
+    with pytest.raises(ValueError, match="checkpoints folder"):
+        check_outputs("--out", [tmp_path / "run" / "checkpoints" / "x.pt"], True)
+    link = tmp_path / "link.txt"
+    link.symlink_to(tmp_path / "missing")
+    with pytest.raises(FileExistsError):  # a dangling link is somebody's too
+        check_outputs("--out", [link], overwrite=False)
+
+
+def test_train_uses_only_new_empty_or_run_folders(world, tmp_path, capsys):
+    from lggan.train import RUN_MARKER
+
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "config.json").write_bytes(BYTES)  # somebody's config, not a run's
+    assert main(["train", "--out", str(theirs), "--iterations", "1"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "is not an lggan run folder" in err[0] and str(theirs) in err[0]
+    assert [p.name for p in theirs.iterdir()] == ["config.json"] and (theirs / "config.json").read_bytes() == BYTES
+    inside = world["data"] / "run"
+    assert main(["train", "--data", str(world["data"]), "--out", str(inside)]) == 2
+    assert "lies inside the dataset --data" in capsys.readouterr().err
+    assert not inside.exists()
+    # A folder holding only the marker is a run lggan made (e.g. one that stopped before its first checkpoint).
+    ours = tmp_path / "ours"
+    ours.mkdir()
+    (ours / RUN_MARKER).write_text("a run folder of lggan train\n")
+    (ours / "log.jsonl").write_text("")
+    from lggan.train import _check_run_folder
+
+    _check_run_folder(ours, None)
