@@ -2,7 +2,6 @@
 
 import json
 import re
-from pathlib import Path
 
 import pytest
 import torch
@@ -25,7 +24,8 @@ from lggan.data.crossview import class_masks
 from lggan.generate import load_generator
 from lggan.models import CrossViewGenerator, LGGANGenerator, MultiscaleDiscriminator
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
+from reference_files import REFERENCE, needs_reference_file
+
 CITYSCAPES_KEYS = REFERENCE / "official-cityscapes-generator-keys.txt"
 CROSSVIEW_KEYS = REFERENCE / "official-crossview-generator-keys.txt"
 
@@ -205,7 +205,7 @@ def small_official():
     return random_official_state_dict(official_layout(NGF, C, SEM, HID, n_res=2))
 
 
-@pytest.mark.skipif(not CITYSCAPES_KEYS.is_file(), reason=f"reference key list not found at {CITYSCAPES_KEYS}")
+@needs_reference_file(CITYSCAPES_KEYS)
 def test_official_cityscapes_key_list_maps_exactly():
     official = read_key_file(CITYSCAPES_KEYS)
     assert official == official_layout(64, 35, 36)  # the synthetic layout used below is the released one
@@ -516,7 +516,7 @@ def crossview_inputs(B, H, W, dtype=torch.float64, seed=0):
     return x, label, class_masks(label, CV_C).to(dtype)
 
 
-@pytest.mark.skipif(not CROSSVIEW_KEYS.is_file(), reason=f"reference key list not found at {CROSSVIEW_KEYS}")
+@needs_reference_file(CROSSVIEW_KEYS)
 def test_official_crossview_key_list_maps_exactly():
     official = read_key_file(CROSSVIEW_KEYS)
     assert official == official_crossview_layout(64, 7)  # the synthetic layout used below is the released one

@@ -11,7 +11,6 @@ edges) and ADE20K (52 local groups over 151 channels, 'normal').
 import json
 import re
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -27,9 +26,9 @@ from lggan.models import LGGANGenerator, MultiscaleDiscriminator
 
 # The release's key layout and its key-list reader are shared with the converter's tests; the forward pass below is
 # this file's own.
+from reference_files import REFERENCE, needs_reference_file
 from test_convert import official_layout, read_key_file
 
-REFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference"
 CITYSCAPES_KEYS = REFERENCE / "official-cityscapes-generator-keys.txt"
 
 # The two releases (facts §1a, §3): label channels, extra instance-edge channels, local groups, scored groups, layout,
@@ -291,7 +290,7 @@ def max_diffs(G, ref, S):
 
 # ----------------------------------------------------------------------------------------------- tests
 
-@pytest.mark.skipif(not CITYSCAPES_KEYS.is_file(), reason=f"reference key list not found at {CITYSCAPES_KEYS}")
+@needs_reference_file(CITYSCAPES_KEYS)
 def test_layout_written_from_the_facts_is_the_released_key_list():
     keys = read_key_file(CITYSCAPES_KEYS)
     assert official_layout(64, 35, 36, scored=35) == keys
