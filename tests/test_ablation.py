@@ -90,6 +90,30 @@ def test_evaluation_during_training_does_not_change_the_training(city_and_segmen
         assert torch.equal(plain[k], scored[k]), k
 
 
+def test_the_evaluator_restores_the_rng_even_when_the_forward_draws_from_it(city_and_segmenter):
+    # The guard itself: the tiny generator's eval forward draws no random numbers, so the training comparison above
+    # would pass without the restore; a forward that draws (dropout, noise inputs) must not move training's RNG.
+    from lggan.config import apply_overrides
+    from lggan.tasks import make_task
+    from lggan.train_eval import TrainingEvaluator
+
+    city, seg = city_and_segmenter
+    cfg = tiny_cfg(city)
+    task = make_task(apply_overrides(cfg, []), str(city))
+    evaluator = TrainingEvaluator.build(task, str(seg), 2, torch.device("cpu"))
+    G = task.build_generator()
+
+    def noisy_forward(inputs):
+        torch.rand(1000)  # consumes the global generator, as a stochastic layer would
+        return G(*inputs)
+
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    scores = evaluator(G, noisy_forward)
+    assert torch.equal(torch.get_rng_state(), before) and 0 <= scores["miou"] <= 100
+    assert G.training  # and the mode is restored
+
+
 def test_eval_every_needs_a_readable_segmenter(city_and_segmenter, tmp_path):
     city, _ = city_and_segmenter
     with pytest.raises(ValueError, match="train.eval_segmenter"):

@@ -408,3 +408,39 @@ def test_race_with_another_process(tmp_path: Path) -> None:
         build_atomically(other, someone_else_writes, is_complete=lambda root: False)
     assert (other / "unrelated.txt").read_text() == "keep"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data", "other"]
+
+
+# -- photos in every mode PIL opens: read by their real range, or refused by name ----------------------------------
+
+def test_16_bit_photos_are_scaled_not_clipped(tmp_path: Path) -> None:
+    from lggan.data.common import load_image
+    from lggan.data.crossview import read_crossview_image
+    from lggan.metrics.files import load_image_uint8
+
+    grey = (np.arange(32 * 48, dtype=np.int64).reshape(32, 48) * 42).astype(np.uint16)  # 0 .. 64470
+    path = tmp_path / "photo16.png"
+    Image.fromarray(grey).save(path)
+    with Image.open(path) as im:
+        assert im.mode in ("I;16", "I")  # PIL's 16-bit grey (convert("RGB") would clip it to white)
+    want = np.repeat(np.round(grey.astype(np.float64) * 255 / 65535).astype(np.uint8)[..., None], 3, -1)
+    for got in (load_image(path), read_crossview_image(path), load_image_uint8(path).permute(1, 2, 0).numpy()):
+        assert got.dtype == np.uint8 and got.shape == (32, 48, 3)
+        np.testing.assert_array_equal(got, want)
+    assert (want == 255).mean() < 0.01  # the old reading made ~99 % of it white
+    # 8-bit modes are unchanged: grey, palette, RGBA.
+    for mode in ("L", "P", "RGBA"):
+        img = Image.fromarray((np.arange(32 * 48 * 3) % 256).astype(np.uint8).reshape(32, 48, 3)).convert(mode)
+        img.save(tmp_path / f"{mode}.png")
+        np.testing.assert_array_equal(load_image(tmp_path / f"{mode}.png"), np.asarray(img.convert("RGB")))
+
+
+def test_photos_of_unknown_range_are_refused_by_name(tmp_path: Path) -> None:
+    from lggan.data.common import DatasetError, load_image
+    from lggan.metrics.files import load_image_uint8
+
+    path = tmp_path / "float.tiff"
+    Image.fromarray(np.linspace(0, 1, 32 * 48, dtype=np.float32).reshape(32, 48)).save(path)
+    with pytest.raises(DatasetError, match=re.escape(str(path)) + r": cannot read image: mode F"):
+        load_image(path)
+    with pytest.raises(ValueError, match=r"cannot read image .*float\.tiff: mode F"):
+        load_image_uint8(path)

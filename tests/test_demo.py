@@ -271,3 +271,29 @@ def test_the_command_has_help_with_safe_defaults(capsys) -> None:
     assert e.value.code == 0
     out = capsys.readouterr().out
     assert "usage: lggan demo" in out and "127.0.0.1" in out and "--share" in out and "runs/synth" in out
+
+
+def test_every_way_into_the_demo_has_one_pixel_limit_and_big_canvases_are_resized_first(model) -> None:
+    import base64
+
+    from lggan.demo import MAX_UPLOAD_PIXELS, decode_data_url
+
+    def data_url(img: Image.Image) -> str:
+        buf = io.BytesIO()
+        img.save(buf, format="PNG")
+        return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+    side = int(MAX_UPLOAD_PIXELS**0.5) + 1  # just over the limit; a 1-bit image keeps the test light
+    huge = data_url(Image.new("1", (side, side)))
+    t0 = time.perf_counter()
+    with pytest.raises(ValueError, match=rf"^canvas: {side}x{side} is too large \(at most 64,000,000 pixels\)$"):
+        decode_data_url(huge)
+    assert time.perf_counter() - t0 < 5  # refused from the header, before the pixels are decoded
+    with pytest.raises(ValueError, match="is too large"):
+        parse_painter_message(huge, model.palette, model.size)
+    # A canvas larger than the model's size is resized (nearest) before its colours are read: same classes.
+    w, h = model.size
+    ids = (np.arange(h * w).reshape(h, w) // (h * w // 4)) % model.num_classes
+    big = Image.fromarray(ids_to_canvas(ids, model.palette)).resize((w * 3, h * 3), Image.NEAREST)
+    back, _ = parse_painter_message(data_url(big), model.palette, model.size)
+    assert back.shape == (h, w) and np.array_equal(back, ids)

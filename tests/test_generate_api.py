@@ -2,6 +2,7 @@
 `load_generator(...)(label)` API (inputs, to_pil, save/from_pretrained), --threads and `lggan export`."""
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -214,6 +215,20 @@ def test_palette_json_files_in_both_forms(tmp_path: Path) -> None:
         load_label_palette_json(bad)
     bad.write_text(json.dumps({"colours": [[1, 2, 3]], "ids": [70000]}))
     with pytest.raises(ValueError, match=r"bad\.json: label ids must be 0\.\.65535"):
+        load_label_palette_json(bad)
+    # Both JSON forms are checked alike: a colour key written twice (json would keep the last), ids or colour
+    # values that are not integers (they would be truncated or cast).
+    bad.write_text('{"colours": {"#0a141e": 2, "255,0,0": 3, "#0a141e": 4}}')
+    with pytest.raises(ValueError, match=r"bad\.json: key '#0a141e' is listed more than once"):
+        load_label_palette_json(bad)
+    for text, what in (('{"colours": {"#0a141e": 2.5}}', "2.5"), ('{"colours": [[1, 2, 3]], "ids": [1.5]}', "1.5"),
+                       ('{"colours": [[1, 2, 3]], "ids": ["3"]}', "'3'"),
+                       ('{"colours": {"#0a141e": true}}', "True")):
+        bad.write_text(text)
+        with pytest.raises(ValueError, match=rf"bad\.json: label ids must be integers, got {re.escape(what)}"):
+            load_label_palette_json(bad)
+    bad.write_text('{"colours": [[1, 2, 3.5]], "ids": [1]}')
+    with pytest.raises(ValueError, match=r"bad\.json: 'colours' must be \[\[r, g, b\], \.\.\.\] of integers"):
         load_label_palette_json(bad)
     with pytest.raises(ValueError, match=r"--palette 'nope': neither a built-in palette \(cityscapes, ade20k, "
                                          r"coco-stuff\) nor an existing JSON file"):
@@ -557,3 +572,19 @@ def test_onnx_export_equals_the_generator(tmp_path: Path) -> None:
     inst = torch.randint(0, 3, (1, 32, 64))
     got = torch.from_numpy(session.run(None, {"label": label.numpy(), "instance": inst.numpy()})[0])
     torch.testing.assert_close(got, load_generator(model, device="cpu", amp="off")(label, inst).image, rtol=0, atol=1e-4)
+
+
+def test_generate_names_every_input_it_leaves_out(semantic_model: Path, tmp_path: Path, capsys) -> None:
+    ids = _scene(32, 64)
+    labels = tmp_path / "gtFine"
+    _save(ids, labels / "a_gtFine_labelIds.png")
+    _save(ids, labels / "b_gtFine_labelIds.png")
+    _save(CITY_PALETTE[ids], labels / "a_gtFine_color.png")  # Cityscapes ships these beside the label ids
+    (labels / "notes.txt").write_text("not an image")
+    assert main(["generate", "--checkpoint", str(semantic_model), "--labels", str(labels), "--out",
+                 str(tmp_path / "out"), "--device", "cpu"]) == 0
+    captured = capsys.readouterr()
+    warning = [line for line in captured.err.splitlines() if "skipped" in line]
+    assert warning == [f"lggan generate: warning: --labels {labels}: 2 files skipped: a_gtFine_color.png (not a "
+                       "*_labelIds file, and the folder has those); notes.txt (not .png)"]
+    assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_file()) == ["a_leftImg8bit.png", "b_leftImg8bit.png"]

@@ -309,7 +309,7 @@ def test_converted_generator_reproduces_the_release_float64(release, size):
     assert report.arguments["local_groups"] == (None if release["groups"] == release["classes"] else release["groups"])
     u_before = G.global_generator.up_1.conv_0.weight_u.clone()
     diffs, out, want = max_diffs(G, Reference(sd, release), S)
-    assert max(diffs.values()) < 1e-5, diffs
+    assert max(diffs.values()) <= 1e-12, diffs  # the README states 1.5e-14 / 9.4e-15
     # Eval mode divides by the stored u^T W v: no power iteration, u untouched (and not a converged vector).
     assert torch.equal(G.global_generator.up_1.conv_0.weight_u, u_before)
     # The check is not vacuous: realistic outputs, the local branch and every group matter.

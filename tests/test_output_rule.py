@@ -37,12 +37,13 @@ def command(name: str, w: dict[str, Path], out: Path) -> list[str]:
         "evaluate": ["evaluate", "--generated", str(w["generated"]), "--real", str(w["real"]), "--metrics", "ssim",
                      "--out", str(out)],
         "train-segmenter": ["train-segmenter", "--dataset", "cityscapes", "--data", str(w["data"]), "--out", str(out)],
+        "plot": ["plot", str(w["tmp"] / "run"), "--out", str(out)],
     }[name]
 
 
-COMMANDS = ("export", "export-official", "convert-official", "evaluate", "train-segmenter")
-# convert-official writes .safetensors only; the others take any name.
-OUT_NAME = {"convert-official": "out.safetensors"}
+COMMANDS = ("export", "export-official", "convert-official", "evaluate", "train-segmenter", "plot")
+# convert-official writes .safetensors only, plot .png only; the others take any name.
+OUT_NAME = {"convert-official": "out.safetensors", "plot": "out.png"}
 
 
 def _target(kind: str, cmd: str, w: dict[str, Path]) -> Path | None:
@@ -50,7 +51,7 @@ def _target(kind: str, cmd: str, w: dict[str, Path]) -> Path | None:
     if kind == "existing":
         return w["tmp"] / f"{cmd}-{OUT_NAME.get(cmd, 'out.bin')}"
     if kind == "checkpoints":
-        return w["checkpoint_file"]
+        return w["checkpoint_file"].with_name("curves.png") if cmd == "plot" else w["checkpoint_file"]
     if kind == "input":
         return w["model"] if cmd in ("export", "export-official", "convert-official") else None
     if kind == "dataset":
@@ -59,9 +60,11 @@ def _target(kind: str, cmd: str, w: dict[str, Path]) -> Path | None:
 
 
 KINDS = ("existing", "checkpoints", "input", "dataset")
+FILE_INPUT = ("export", "export-official", "convert-official")  # commands whose input is one file
+DATA_INPUT = ("evaluate", "train-segmenter")  # commands that read dataset folders
 # Every kind a command can meet: file inputs (export*, convert) and dataset folders (evaluate, train-segmenter).
 CELLS = [(c, k) for c in COMMANDS for k in KINDS
-         if k in ("existing", "checkpoints") or (k == "input") == (c not in ("evaluate", "train-segmenter"))]
+         if k in ("existing", "checkpoints") or (k == "input" and c in FILE_INPUT) or (k == "dataset" and c in DATA_INPUT)]
 
 
 @pytest.mark.parametrize("cmd,kind", CELLS, ids=[f"{c}-{k}" for c, k in CELLS])

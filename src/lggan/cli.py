@@ -149,7 +149,7 @@ def cmd_train(a: argparse.Namespace) -> int:
 def cmd_plot(a: argparse.Namespace) -> None:
     from .plot import plot_run
 
-    info = plot_run(a.run, a.out)
+    info = plot_run(a.run, a.out, overwrite=a.overwrite)
     metrics = f", {info['metric_panels']} metric panel(s)" if info["metric_panels"] else ", no eval records"
     print(f"wrote {info['out']}: {info['loss_panels']} loss panel(s){metrics}, iterations "
           f"{info['first_iteration']}..{info['last_iteration']}")
@@ -342,6 +342,8 @@ def build_parser() -> argparse.ArgumentParser:
                        formatter_class=_Formatter, parents=[common])
     s.add_argument("run", help="run folder (or its log.jsonl)")
     s.add_argument("--out", default=None, metavar="FILE.png", help="output PNG (default: RUN/curves.png)")
+    s.add_argument("--overwrite", action="store_true", help="replace --out if it exists (RUN/curves.png is redrawn "
+                                                            "without it)")
     s.set_defaults(func=cmd_plot)
 
     from .data.palette import LABEL_PALETTE_NAMES

@@ -45,8 +45,13 @@ DEFAULT_PORT = 7860
 # JPEG noise and anti-aliased edges stay well inside both.
 OFF_PALETTE_DISTANCE = 60.0
 OFF_PALETTE_FRACTION = 0.10
-# Uploads larger than this many pixels are refused before they are decoded.
+# Uploads and painted canvases larger than this many pixels are refused before they are decoded: one limit for every
+# way in.
 MAX_UPLOAD_PIXELS = 64_000_000
+# A canvas data URL longer than this is refused before it is parsed (a 64 M pixel PNG of a label map is far smaller).
+MAX_DATA_URL_CHARS = 64 * 1024 * 1024
+# Requests wait in one bounded queue and run one at a time (the model serves one request at once anyway).
+MAX_QUEUED_REQUESTS = 16
 # How many generations' download files are kept on disk (older ones are deleted).
 KEEP_DOWNLOADS = 32
 _MAX_LISTED = 10
@@ -139,16 +144,32 @@ def encode_png_data_url(rgb: np.ndarray) -> str:
 _DATA_URL = re.compile(r"^data:image/(png|webp|jpeg);base64,(.*)$", re.S)
 
 
-def decode_data_url(text: str) -> np.ndarray:
-    """"data:image/png;base64,..." -> uint8 RGB [H,W,3]; ValueError (one line) when it is not such an image."""
+def decode_data_url(text: str, size: tuple[int, int] | None = None) -> np.ndarray:
+    """"data:image/png;base64,..." -> uint8 RGB [H,W,3]; ValueError (one line) when it is not such an image.
+
+    The same pixel limit as uploads (MAX_UPLOAD_PIXELS) is checked on the PNG header, before the pixels are decoded;
+    with `size` (width, height) a larger image is resized (nearest) to it before anything else is done with it."""
+    if len(text or "") > MAX_DATA_URL_CHARS:
+        raise ValueError(f"canvas: {len(text):,} characters is too large (at most {MAX_DATA_URL_CHARS:,})")
     m = _DATA_URL.match(text or "")
     if not m:
         raise ValueError("canvas: not a data:image/png;base64 URL")
     try:
         with Image.open(io.BytesIO(base64.b64decode(m.group(2), validate=True))) as im:
+            if im.width * im.height > MAX_UPLOAD_PIXELS:
+                raise _TooLarge(f"canvas: {im.width}x{im.height} is too large (at most {MAX_UPLOAD_PIXELS:,} "
+                                "pixels)")
+            if size is not None and im.width * im.height > size[0] * size[1]:
+                im = im.convert("RGB").resize(size, Image.NEAREST)
             return np.asarray(im.convert("RGB"))
+    except _TooLarge:
+        raise
     except Exception as e:  # binascii.Error, PIL's errors
         raise ValueError(f"canvas: the painted image cannot be decoded ({one_line(e)})") from None
+
+
+class _TooLarge(ValueError):
+    """An input over the demo's pixel limit (raised as is, not as a decoding error)."""
 
 
 def painter_message(ids: np.ndarray, palette: np.ndarray, brush_class: int | None = None, seq: int = 0,
@@ -167,8 +188,10 @@ def painter_note(value: str) -> str:
     return note if isinstance(note, str) else ""
 
 
-def parse_painter_message(value: str, palette: np.ndarray) -> tuple[np.ndarray, int | None]:
-    """(class ids [H,W], the class of the last stroke or None) of a painter value (JSON, or a bare data URL)."""
+def parse_painter_message(value: str, palette: np.ndarray, size: tuple[int, int] | None = None
+                          ) -> tuple[np.ndarray, int | None]:
+    """(class ids [H,W], the class of the last stroke or None) of a painter value (JSON, or a bare data URL); with
+    `size` (width, height) a larger canvas is resized to it before its colours are read."""
     value = (value or "").strip()
     brush = None
     if value.startswith("{"):
@@ -180,7 +203,7 @@ def parse_painter_message(value: str, palette: np.ndarray) -> tuple[np.ndarray, 
         brush = int(brush) if isinstance(brush, (int, float)) and 0 <= int(brush) < len(palette) else None
     else:
         url = value
-    return canvas_to_ids(decode_data_url(url), palette), brush
+    return canvas_to_ids(decode_data_url(url, size), palette), brush
 
 
 def _label_name(name: str) -> str:
@@ -780,7 +803,7 @@ def build_app(model: DemoModel, workdir: str | os.PathLike | None = None, brush:
 
     def generate(value: str, shown: int | None):
         try:
-            ids, painted = parse_painter_message(value, model.palette)
+            ids, painted = parse_painter_message(value, model.palette, (w, h))
             if ids.shape != (h, w):
                 ids = resize_ids(ids, (w, h))
             result = synthesize(model, ids)
@@ -851,6 +874,7 @@ def build_app(model: DemoModel, workdir: str | os.PathLike | None = None, brush:
         app.load(generate, [painter, pick], outputs, show_progress="full", show_progress_on=[out_c])
         pick.input(show_class, [pick, store], [out_ci], show_progress="hidden")
         up.upload(upload, [up], [painter], show_progress="hidden")
+    app.queue(default_concurrency_limit=1, max_size=MAX_QUEUED_REQUESTS)
     app.lggan_workdir = workdir
     return app
 

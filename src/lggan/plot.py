@@ -109,14 +109,20 @@ def _smooth(ys: list[float], window: int) -> list[float]:
     return out
 
 
-def plot_run(run: str | os.PathLike, out: str | os.PathLike | None = None) -> dict[str, Any]:
-    """Draws RUN/log.jsonl's curves into `out` (default RUN/curves.png); returns what was drawn."""
-    train, evals = read_log(run)
+def plot_run(run: str | os.PathLike, out: str | os.PathLike | None = None, overwrite: bool = False
+             ) -> dict[str, Any]:
+    """Draws RUN/log.jsonl's curves into `out` (default RUN/curves.png, the run's own figure, redrawn each time);
+    a chosen `out` that exists is replaced only with `overwrite`. Returns what was drawn."""
+    from .io import check_outputs
+
     run_path = Path(run)
     run_dir = run_path if run_path.is_dir() else run_path.parent
+    if out is not None:
+        if Path(out).suffix.lower() != ".png":
+            raise ValueError(f"--out {out}: expected a .png file name")
+        check_outputs("--out", (out,), overwrite, inputs={"RUN": run_path if run_path.is_file() else None})
+    train, evals = read_log(run)
     out = Path(out) if out is not None else run_dir / DEFAULT_OUT
-    if out.suffix.lower() != ".png":
-        raise ValueError(f"--out {out}: expected a .png file name")
     try:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
         from matplotlib.figure import Figure

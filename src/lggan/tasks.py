@@ -363,11 +363,20 @@ def _list_inputs(path: Path, suffixes: tuple[str, ...], what: str, prefer: str |
         return [path]
     if not path.is_dir():
         raise FileNotFoundError(f"{what} {path}: no such file or folder")
-    files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in suffixes)
+    every = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
+    files = [p for p in every if p.suffix.lower() in suffixes]
+    skipped = {p.name: f"not {'/'.join(suffixes)}" for p in every if p.suffix.lower() not in suffixes}
     if prefer and any(p.stem.endswith(prefer) for p in files):
+        skipped.update({p.name: f"not a *{prefer} file, and the folder has those" for p in files
+                        if not p.stem.endswith(prefer)})
         files = [p for p in files if p.stem.endswith(prefer)]
     if not files:
         raise FileNotFoundError(f"{what} {path}: no {'/'.join(suffixes)} files in this folder")
+    if skipped:  # one output per input, or the inputs left out are named with the reason
+        listed = "; ".join(f"{name} ({why})" for name, why in sorted(skipped.items())[:_MAX_LISTED])
+        more = f"; and {len(skipped) - _MAX_LISTED} more" if len(skipped) > _MAX_LISTED else ""
+        warnings.warn(f"{what} {path}: {len(skipped)} file{'s' if len(skipped) > 1 else ''} skipped: {listed}{more}",
+                      stacklevel=2)
     return files
 
 

@@ -23,6 +23,7 @@ import torch
 from PIL import Image
 from torch.utils.data import Dataset
 
+from ..images import UnsupportedImageMode, photo_rgb
 from .palette import COLOUR_LABEL_MODES, LabelPalette, colour_label_hint, label_image_values
 from .transforms import SemanticTransform, Size
 
@@ -300,6 +301,8 @@ def _decode(path: Path, img: Image.Image, convert: Callable[[Image.Image], np.nd
     """``convert(img)`` (where PIL reads the pixels); DatasetError naming the file if they are truncated or corrupt."""
     try:
         return convert(img)
+    except UnsupportedImageMode as exc:  # readable, but in a mode with no known range
+        raise file_error(path, f"cannot read {what}: {exc}") from None
     except Exception as exc:  # PIL raises OSError, SyntaxError, zlib errors... for damaged data
         raise file_error(path, f"cannot decode {what}, file is truncated or corrupt ({exc})") from None
 
@@ -308,7 +311,7 @@ def load_image(path: Path) -> np.ndarray:
     """Decode an RGB photo as ``uint8 [H, W, 3]``; DatasetError (a ValueError) naming the file if broken."""
     with open_image(path) as img:
         # np.array makes a writable copy: torch.from_numpy needs one.
-        return _decode(path, img, lambda im: np.array(im.convert("RGB")), "image")
+        return _decode(path, img, photo_rgb, "image")
 
 
 def load_index_map(path: Path, role: str = "label") -> np.ndarray:

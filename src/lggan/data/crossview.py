@@ -35,6 +35,8 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from lggan.images import photo_rgb
+
 __all__ = [
     "BUILTIN_PALETTES",
     "CROSSVIEW_CLASS_NAMES",
@@ -486,7 +488,7 @@ def read_crossview_image(path: str | os.PathLike[str]) -> np.ndarray:
     """Read a cross-view file as RGB uint8 ``[H, W, 3]``; unreadable files raise naming the file."""
     try:
         with Image.open(path) as image:
-            return np.asarray(image.convert("RGB"))
+            return photo_rgb(image)
     except FileNotFoundError:
         raise
     except (OSError, UnidentifiedImageError, ValueError, SyntaxError) as exc:

@@ -197,8 +197,17 @@ def load_label_palette_json(path: str | os.PathLike) -> LabelPalette:
     (0..65535); colours must differ; ``name`` (optional) is used in messages.
     """
     path = Path(path)
+
+    def no_duplicate_keys(pairs: list) -> dict:
+        # json.loads would keep the last of two equal keys: a colour listed twice would silently take one id.
+        seen = [k for k, _ in pairs]
+        twice = next((k for k in seen if seen.count(k) > 1), None)
+        if twice is not None:
+            raise ValueError(f"{path}: key {twice!r} is listed more than once")
+        return dict(pairs)
+
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_text(), object_pairs_hook=no_duplicate_keys)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ValueError(f"{path}: cannot read palette JSON ({' '.join(str(exc).split())})") from None
     if not isinstance(data, dict) or "colours" not in data:
@@ -213,6 +222,15 @@ def load_label_palette_json(path: str | os.PathLike) -> LabelPalette:
                              "itself")
         ids = list(colours.values())
         colours = [_parse_colour(k, path) for k in colours]
+    def integer(v: object) -> bool:
+        return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
+
+    # Every id and colour component an integer as written: 1.5 or "3" would otherwise be truncated or cast.
+    if not isinstance(ids, list) or not all(integer(i) for i in ids):
+        bad = next((i for i in ids if not integer(i)), ids) if isinstance(ids, list) else ids
+        raise ValueError(f"{path}: label ids must be integers, got {bad!r}")
+    if not isinstance(colours, list) or not all(isinstance(c, list) and all(integer(v) for v in c) for c in colours):
+        raise ValueError(f"{path}: 'colours' must be [[r, g, b], ...] of integers 0..255")
     try:
         colours_arr = np.array(colours, dtype=np.int64)
         ids_arr = np.array(ids, dtype=np.int64)

@@ -12,6 +12,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from lggan.images import photo_rgb
 from lggan.io import atomic_write_bytes, one_line
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff")
@@ -43,7 +44,7 @@ def load_image_uint8(path: str | os.PathLike) -> torch.Tensor:
     """RGB image file -> uint8 tensor [3,H,W] (grey/palette/alpha converted to RGB)."""
     try:
         with Image.open(path) as img:
-            array = np.asarray(img.convert("RGB"), dtype=np.uint8)
+            array = photo_rgb(img)
     except (OSError, ValueError, SyntaxError) as exc:
         raise ValueError(f"cannot read image {path}: {one_line(exc)}") from None
     return torch.from_numpy(array.copy()).permute(2, 0, 1).contiguous()
