@@ -152,3 +152,30 @@ def test_train_uses_only_new_empty_or_run_folders(world, tmp_path, capsys):
     from lggan.train import _check_run_folder
 
     _check_run_folder(ours, None)
+
+
+def test_export_official_keeps_what_the_release_format_cannot_hold(tmp_path, capsys):
+    import json
+
+    from tiny import CROSSVIEW
+
+    model = model_file(tmp_path, "synth-views", CROSSVIEW + ["data.test_crop=random"], name="cv")
+    pth = tmp_path / "cv.pth"
+    assert main(["export-official", str(model), str(pth)]) == 0
+    side = json.loads((tmp_path / "cv.pth.json").read_text())
+    assert side["data"]["load_size"] == [36, 36] and side["data"]["crop_size"] == [32, 32]
+    assert main(["convert-official", str(pth), str(tmp_path / "back.safetensors")]) == 0
+    back = json.loads((tmp_path / "back.json").read_text())
+    assert back["config"]["data"]["load_size"] == [36, 36] and back["config"]["data"]["crop_size"] == [32, 32]
+    assert back["config"]["data"]["test_crop"] == "random"
+    assert any("from cv.pth.json" in n for n in back["notes"])
+    # Without the settings file the size is the preset's, and the conversion says it is a guess.
+    (tmp_path / "cv.pth.json").unlink()
+    assert main(["convert-official", str(pth), str(tmp_path / "guess.safetensors")]) == 0
+    guess = json.loads((tmp_path / "guess.json").read_text())
+    assert guess["config"]["data"]["load_size"] != [36, 36]
+    assert any("the training size is a guess" in n for n in guess["notes"])
+    # A re-export does not replace the earlier files without --overwrite.
+    capsys.readouterr()
+    assert main(["export-official", str(model), str(pth)]) == 2
+    assert "already exists" in capsys.readouterr().err

@@ -191,8 +191,9 @@ def cmd_export(a: argparse.Namespace) -> None:
 
     info = export_official_file(a.ours, a.output, part=a.part, overwrite=a.overwrite)
     kept = f", unused tensors from {info['unused_file']}" if info["unused_file"] else ""
+    settings = f"; its data settings (size, crop, palette) in {info['settings_file']}" if info["settings_file"] else ""
     print(f"wrote {a.output}: {info['num_tensors']} tensors of the release's {info['kind']} layout "
-          f"(from {info['source']}{kept})")
+          f"(from {info['source']}{kept}){settings}")
 
 
 def cmd_export_model(a: argparse.Namespace) -> None:

@@ -821,6 +821,19 @@ def converted_config(report: ConversionReport) -> tuple[dict[str, Any], list[str
 
 # ----------------------------------------------------------------------------------------------- files
 
+def _with_data_settings(config: dict[str, Any], settings: dict[str, Any], where: Path) -> dict[str, Any]:
+    """`config` with the data fields of an export-official settings file, validated like any config."""
+    from lggan.config import Config, validate
+
+    merged = {**config, "data": {**config["data"], **settings}}
+    try:
+        cfg = Config.from_dict(merged)
+        validate(cfg)
+    except ValueError as e:
+        raise ValueError(f"{where}: its data settings do not fit this model ({e})") from None
+    return cfg.to_dict()
+
+
 def arguments_path(out_path: str | os.PathLike) -> Path:
     """The JSON written next to a converted file: OUT.safetensors -> OUT.json."""
     return Path(out_path).with_suffix(".json")
@@ -872,6 +885,14 @@ def convert_official_file(in_path: str | os.PathLike, out_path: str | os.PathLik
     ours, report = convert_official(sd, source=str(in_path), num_classes=num_classes, dataset=dataset,
                                     num_upsampling_layers=num_upsampling_layers)
     config, notes = converted_config(report)
+    settings = _read_sidecar(Path(in_path))
+    w, h = config["data"]["crop_size"] or config["data"]["load_size"]
+    if settings is not None:  # the size, crop and palette the model was trained with (export-official kept them)
+        config = _with_data_settings(config, settings, release_sidecar(in_path))
+        notes.append(f"data settings (size, crop, palette) from {release_sidecar(in_path).name}")
+    else:
+        notes.append(f"the training size is a guess: the release file holds none, so the preset's {w}x{h} is used "
+                     f"(set data.load_size / data.crop_size in {arguments_path(out_path).name} if it differs)")
     report.notes += notes
     metadata = {"format": "pt", "lggan_model": report.model, "lggan_arguments": json.dumps(report.arguments)}
     _save_safetensors(out_path, ours, metadata)
@@ -968,6 +989,49 @@ def _our_weights_file(path: Path, part: str) -> Path:
     return file
 
 
+# What the release's .pth cannot hold (it is a plain dict of tensors) but a model's use depends on: the data fields of
+# its config. export-official writes them beside the .pth (G.pth -> G.pth.json); convert-official reads them back.
+DATA_SIDECAR_FIELDS = ("dataset", "load_size", "crop_size", "flip", "direction", "test_crop", "palette", "dontcare")
+SIDECAR_KIND = "lggan export-official data settings"
+
+
+def release_sidecar(pth: str | os.PathLike) -> Path:
+    """The JSON beside an exported release file: G.pth -> G.pth.json (never a converted model's G.json)."""
+    pth = Path(pth)
+    return pth.with_name(pth.name + ".json")
+
+
+def _config_of_weights(file: Path) -> dict[str, Any] | None:
+    """The lggan config a weights file was saved with: its checkpoint's config.json, or a converted file's OUT.json."""
+    for candidate in (file.parent / "config.json", arguments_path(file)):
+        try:
+            data = json.loads(candidate.read_text())
+        except (OSError, ValueError):
+            continue
+        config = data.get("config", data) if isinstance(data, dict) else None
+        if isinstance(config, dict) and isinstance(config.get("data"), dict):
+            return config
+    return None
+
+
+def _read_sidecar(in_path: Path) -> dict[str, Any] | None:
+    """The data settings export-official wrote beside `in_path`, or None; a malformed one is an error naming it."""
+    side = release_sidecar(in_path)
+    if not side.is_file():
+        return None
+    try:
+        data = json.loads(side.read_text())
+    except (OSError, ValueError) as e:
+        raise ValueError(f"{side}: cannot read the settings written by export-official ({' '.join(str(e).split())})"
+                         ) from None
+    if not isinstance(data, dict) or data.get("kind") != SIDECAR_KIND or not isinstance(data.get("data"), dict):
+        raise ValueError(f"{side}: not the settings file export-official writes (kind {SIDECAR_KIND!r})")
+    unknown = sorted(set(data["data"]) - set(DATA_SIDECAR_FIELDS))
+    if unknown:
+        raise ValueError(f"{side}: unknown data fields {unknown}")
+    return data["data"]
+
+
 def export_official_file(ours_path: str | os.PathLike, out_path: str | os.PathLike, part: str = "generator",
                          overwrite: bool = False) -> dict[str, Any]:
     """Writes one of our models as the release's .pth: torch.save of a plain {official name: tensor} dict.
@@ -982,7 +1046,10 @@ def export_official_file(ours_path: str | os.PathLike, out_path: str | os.PathLi
 
     file = _our_weights_file(Path(ours_path), part)
     out_path = Path(out_path)
-    check_outputs("OUTPUT", (out_path,), overwrite, inputs={"OURS": file, "OURS (unused tensors)": unused_path(file)})
+    config = _config_of_weights(file)
+    sidecar = release_sidecar(out_path) if config is not None else None
+    check_outputs("OUTPUT", [p for p in (out_path, sidecar) if p is not None], overwrite,
+                  inputs={"OURS": file, "OURS (unused tensors)": unused_path(file)})
 
     def read(p: Path) -> dict[str, torch.Tensor]:
         try:
@@ -999,5 +1066,10 @@ def export_official_file(ours_path: str | os.PathLike, out_path: str | os.PathLi
         raise ValueError(f"{file}: {e}") from None
     tensors = {k: v.detach().to("cpu").contiguous().clone() for k, v in official.items()}
     atomic_write(out_path, lambda tmp: torch.save(tensors, tmp))
+    if sidecar is not None:
+        settings = {"kind": SIDECAR_KIND, "source": str(file),
+                    "data": {k: config["data"][k] for k in DATA_SIDECAR_FIELDS if k in config["data"]}}
+        atomic_write(sidecar, lambda tmp: Path(tmp).write_text(json.dumps(settings, indent=2) + "\n"))
     return {"source": str(file), "kind": kind, "num_tensors": len(tensors),
-            "unused_file": str(extra_file) if unused is not None else None}
+            "unused_file": str(extra_file) if unused is not None else None,
+            "settings_file": str(sidecar) if sidecar is not None else None}
