@@ -116,6 +116,13 @@ def test_painting_a_stroke_updates_the_result_inside_the_stroke(tmp_path: Path) 
                 ids1 = canvas_to_ids(_canvas(page), model.palette)
                 stroke = ids1 != ids0
                 assert stroke.sum() >= w * h // 40 and (ids1[stroke] == car).all()
+                # Outside the brush's reach of the mouse path (0.2, 0.55) -> (0.7, 0.6) the map is unchanged.
+                yy, xx = np.mgrid[0:h, 0:w].astype(float) + 0.5
+                (x0, y0), (x1, y1) = (0.2 * w, 0.55 * h), (0.7 * w, 0.6 * h)
+                t = np.clip(((xx - x0) * (x1 - x0) + (yy - y0) * (y1 - y0)) / ((x1 - x0) ** 2 + (y1 - y0) ** 2), 0, 1)
+                distance = np.hypot(xx - (x0 + t * (x1 - x0)), yy - (y0 + t * (y1 - y0)))
+                far = distance > max(2, h // 4) / 2 + 2
+                assert far.any() and np.array_equal(ids1[far], ids0[far]), "the map changed outside the stroke"
                 diff = np.abs(after.astype(int) - before.astype(int)).mean(-1)
                 assert diff[stroke].mean() > 2.0, f"mean change {diff[stroke].mean():.2f} inside the stroke"
                 assert "generated in" in page.inner_text("#lggan-status")
