@@ -13,7 +13,6 @@ import os
 import re
 import shutil
 import tempfile
-import uuid
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from .io import default_permissions, fsync_path, fsync_tree
+from .io import default_permissions, fsync_tree, remove_tree, replace_folder
 
 CKPT_DIR = "checkpoints"
 PREV_SUFFIX = ".prev"  # iter_N.prev: the old iter_N while a re-save of iteration N swaps in
@@ -92,14 +91,8 @@ def save_checkpoint(
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2) + "\n")
         default_permissions(tmp)
         fsync_tree(tmp)  # on disk before it is renamed in, so that not even a power loss leaves an empty iter_N
-        previous = final.with_name(final.name + PREV_SUFFIX)
-        if final.exists():
-            _remove_tree(previous)
-            os.rename(final, previous)
-        os.rename(tmp, final)
+        replace_folder(tmp, final, aside=final.with_name(final.name + PREV_SUFFIX))
         tmp = None
-        fsync_path(root)  # the rename is durable before anything older is deleted
-        _remove_tree(previous)
     except (OSError, SafetensorError, RuntimeError) as e:
         reason = e.strerror if isinstance(e, OSError) and e.strerror else str(e)
         raise CheckpointError(f"{final}: could not write the checkpoint ({reason}); earlier checkpoints are "
@@ -111,15 +104,6 @@ def save_checkpoint(
     return final
 
 
-def _remove_tree(path: Path) -> None:
-    """Deletes a folder by first renaming it hidden, so a kill half-way never leaves a partial iter_N behind."""
-    if not path.exists():
-        return
-    trash = path.with_name(f".{path.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-    os.rename(path, trash)
-    shutil.rmtree(trash, ignore_errors=True)
-
-
 def prune_checkpoints(run_dir: str | os.PathLike, keep_last: int, up_to: int) -> None:
     """Deletes all but the newest `keep_last` checkpoints at or before iteration `up_to`.
 
@@ -128,7 +112,7 @@ def prune_checkpoints(run_dir: str | os.PathLike, keep_last: int, up_to: int) ->
     """
     older = [p for p in list_checkpoints(run_dir) if checkpoint_iteration(p) <= up_to]
     for old in older[: max(len(older) - keep_last, 0)]:
-        _remove_tree(old)
+        remove_tree(old)
 
 
 def clean_stale_files(run_dir: str | os.PathLike) -> list[str]:

@@ -1,10 +1,13 @@
-"""Atomic file writes: every file lggan writes goes to a temp file beside its target and is renamed over it, so a
-crash or Ctrl-C never leaves half a checkpoint, image or JSON file behind."""
+"""Atomic writes: every file lggan writes goes to a temp file beside its target and is renamed over it
+(`atomic_write`), every folder it replaces is swapped in by `replace_folder`, and `check_outputs` says which paths
+a command may write at all; so a crash or Ctrl-C never leaves half a checkpoint, image or JSON file behind."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import uuid
 from pathlib import Path
 from typing import Callable
 
@@ -102,6 +105,41 @@ def check_outputs(option: str, paths, overwrite: bool, inputs: dict | None = Non
         raise FileExistsError(f"{option} {existing[0]}: already exists"
                               f"{f' (and {len(existing) - 1} more of its files)' if len(existing) > 1 else ''}; "
                               "pass --overwrite to replace it")
+
+
+def remove_tree(path: Path) -> None:
+    """Deletes a folder by first renaming it hidden, so that a kill half-way never leaves a partial folder under its
+    own name (the hidden leftover is cleaned by whoever next takes the place)."""
+    path = Path(path)
+    if not path.exists():
+        return
+    trash = path.with_name(f".{path.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+    os.rename(path, trash)
+    shutil.rmtree(trash, ignore_errors=True)
+
+
+def replace_folder(tmp: Path, final: Path, aside: Path) -> None:
+    """Puts the complete folder `tmp` in place as `final`: the folder counterpart of atomic_write, and the one way
+    lggan swaps folders (checkpoints, generated datasets).
+
+    An existing `final` is renamed to `aside` first and deleted only once `tmp` is in place (and the rename synced);
+    if putting `tmp` in place fails, `aside` is renamed back. At every moment either the old or the new folder
+    exists under one of the two names."""
+    tmp, final, aside = Path(tmp), Path(final), Path(aside)
+    moved = False
+    if final.exists():
+        remove_tree(aside)
+        os.rename(final, aside)
+        moved = True
+    try:
+        os.rename(tmp, final)
+    except BaseException:
+        if moved and not final.exists():
+            os.rename(aside, final)
+        raise
+    fsync_path(final.parent)  # the rename is durable before the old copy is deleted
+    if moved:
+        remove_tree(aside)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:

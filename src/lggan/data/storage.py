@@ -34,6 +34,8 @@ from typing import Any, NamedTuple, TypeVar
 
 from tqdm import tqdm
 
+from ..io import replace_folder
+
 J = TypeVar("J")
 R = TypeVar("R")
 
@@ -255,7 +257,7 @@ def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool, is_complete: Cal
         except OSError:
             pass  # someone filled it meanwhile: handled as a race below
     if overwrite and out_dir.exists():
-        _swap(tmp, out_dir)
+        replace_folder(tmp, out_dir, aside=_sibling(out_dir, "old"))
         return
     try:
         os.rename(tmp, out_dir)
@@ -266,18 +268,6 @@ def _move_into_place(tmp: Path, out_dir: Path, overwrite: bool, is_complete: Cal
             return
         message = f"{out_dir}: appeared while generating and is not the same dataset; not replaced"
         raise FileExistsError(message) from exc
-
-
-def _swap(tmp: Path, out_dir: Path) -> None:
-    """Replace ``out_dir`` by ``tmp``; the old folder is deleted only after the new one is in place."""
-    trash = _sibling(out_dir, "old")
-    os.rename(out_dir, trash)
-    try:
-        os.rename(tmp, out_dir)
-    except BaseException:
-        os.rename(trash, out_dir)
-        raise
-    shutil.rmtree(trash, ignore_errors=True)
 
 
 # ---------------------------------------------------------------------- manifests
