@@ -204,6 +204,14 @@ def test_ablation_errors_are_one_line(tmp_path, capsys):
     assert err.startswith("lggan ablation: error: --variants S1,S9") and "\n" not in err
     assert main(["ablation", "--out", str(tmp_path), "--budget", "soon"]) == 2
     assert "--budget 'soon'" in capsys.readouterr().err
+    theirs = tmp_path / "theirs"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("keep")
+    assert main(["ablation", "--out", str(theirs), "--quick"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err == (f"lggan ablation: error: --out {theirs}: holds files that are not a study's (notes.txt); choose "
+                   "a new, empty or study folder")
+    assert [p.name for p in theirs.iterdir()] == ["notes.txt"]
 
 
 def test_per_variant_seeds_and_budgets():

@@ -489,6 +489,22 @@ def _machine() -> str:
             f"threads), Python {platform.python_version()}")
 
 
+def _check_study_folder(out: Path) -> None:
+    """--out is new, empty or a study folder (its study files, run folders S1-seed0 ..., the --quick data): the
+    study replaces its own files there, never somebody else's."""
+    if out.exists() and not out.is_dir():
+        raise FileExistsError(f"--out {out}: is a file, not a study folder")
+    if not out.is_dir():
+        return
+    run = re.compile(r"^S\d+-seed\d+$")
+    others = sorted(p.name for p in out.iterdir() if p.name not in STUDY_FILES and not run.match(p.name)
+                    and p.name not in ("data",) and not p.name.endswith(".safetensors"))
+    if others:
+        listed = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise FileExistsError(f"--out {out}: holds files that are not a study's ({listed}); choose a new, empty or "
+                              "study folder")
+
+
 def run_study(opts: StudyOptions, command: str = "lggan ablation") -> dict:
     """Trains (or resumes) every variant x seed, evaluates each, writes study.json/.md and the figures."""
     from .tasks import make_task
@@ -496,6 +512,7 @@ def run_study(opts: StudyOptions, command: str = "lggan ablation") -> dict:
 
     t_start = time.time()
     out = Path(opts.out)
+    _check_study_folder(out)
     out.mkdir(parents=True, exist_ok=True)
     unknown = [v for v in opts.variants if v not in ABLATION_VARIANTS]
     if unknown or not opts.variants:
