@@ -179,3 +179,16 @@ def test_export_official_keeps_what_the_release_format_cannot_hold(tmp_path, cap
     capsys.readouterr()
     assert main(["export-official", str(model), str(pth)]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_generate_never_writes_into_a_runs_checkpoints(world, tmp_path, capsys):
+    labels = tmp_path / "labels"
+    labels.mkdir()
+    import numpy as np
+    from PIL import Image
+
+    Image.fromarray(np.zeros((32, 64), np.uint8)).save(labels / "a.png")
+    out = world["checkpoint_file"].parent / "gen"
+    assert main(["generate", "--checkpoint", str(world["model"]), "--labels", str(labels), "--out", str(out),
+                 "--overwrite", "--device", "cpu"]) == 2
+    assert "checkpoints folder" in capsys.readouterr().err and not out.exists()

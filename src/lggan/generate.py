@@ -416,8 +416,11 @@ def _check_targets(items: list, out: Path, inputs: dict[str, Path | None], targe
     """
     from .tasks import check_unique_outputs
 
+    from .io import refuse_checkpoints_folder
+
     if out.exists() and not out.is_dir():
         raise FileExistsError(f"--out {out}: is a file, not a folder")
+    refuse_checkpoints_folder("--out", out)
     out_real = out.resolve()
     for flag, given in inputs.items():
         if given is None or not given.is_dir():

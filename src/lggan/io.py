@@ -76,6 +76,14 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None], suffix: 
 CHECKPOINTS_FOLDER = "checkpoints"  # a run's checkpoint folders live here; only `lggan train` writes inside
 
 
+def refuse_checkpoints_folder(option: str, path: str | os.PathLike) -> None:
+    """ValueError when `path` (a file or folder to write) lies inside a run's checkpoints folder."""
+    for parent in (Path(path).resolve(), *Path(path).resolve().parents):
+        if parent.name == CHECKPOINTS_FOLDER:
+            raise ValueError(f"{option} {path}: lies inside a run's {CHECKPOINTS_FOLDER} folder ({parent}), which "
+                             "only `lggan train` writes; choose a place outside it")
+
+
 def check_outputs(option: str, paths, overwrite: bool, inputs: dict | None = None, data: dict | None = None) -> None:
     """The rule of every command that writes a file, checked before any work: raises, naming `option` and the path.
 
@@ -94,10 +102,7 @@ def check_outputs(option: str, paths, overwrite: bool, inputs: dict | None = Non
         for name, folder in folders.items():
             if r.is_relative_to(folder):
                 raise ValueError(f"{option} {p}: lies inside {name} {folder}, a dataset; choose a file outside it")
-        for parent in r.parents:
-            if parent.name == CHECKPOINTS_FOLDER:
-                raise ValueError(f"{option} {p}: lies inside a run's {CHECKPOINTS_FOLDER} folder ({parent}), which "
-                                 "only `lggan train` writes; choose a file outside it")
+        refuse_checkpoints_folder(option, p)
         if p.is_dir():
             raise IsADirectoryError(f"{option} {p}: is a folder; give a file name")
     existing = [p for p in paths if p.exists() or p.is_symlink()]
