@@ -579,12 +579,14 @@ def test_generate_names_every_input_it_leaves_out(semantic_model: Path, tmp_path
     labels = tmp_path / "gtFine"
     _save(ids, labels / "a_gtFine_labelIds.png")
     _save(ids, labels / "b_gtFine_labelIds.png")
-    _save(CITY_PALETTE[ids], labels / "a_gtFine_color.png")  # Cityscapes ships these beside the label ids
+    _save(CITY_PALETTE[ids], labels / "a_gtFine_color.png")  # Cityscapes ships these beside the label ids: expected
+    (labels / "a_gtFine_polygons.json").write_text("{}")
+    _save(ids, labels / "extra.png")  # neither a label-id map nor a gtFine companion: named
     (labels / "notes.txt").write_text("not an image")
     assert main(["generate", "--checkpoint", str(semantic_model), "--labels", str(labels), "--out",
                  str(tmp_path / "out"), "--device", "cpu"]) == 0
     captured = capsys.readouterr()
     warning = [line for line in captured.err.splitlines() if "skipped" in line]
-    assert warning == [f"lggan generate: warning: --labels {labels}: 2 files skipped: a_gtFine_color.png (not a "
-                       "*_labelIds file, and the folder has those); notes.txt (not .png)"]
+    assert warning == [f"lggan generate: warning: --labels {labels}: 2 files skipped: extra.png (not a *_labelIds "
+                       "file, and the folder has those); notes.txt (not .png)"]
     assert sorted(p.name for p in (tmp_path / "out").iterdir() if p.is_file()) == ["a_leftImg8bit.png", "b_leftImg8bit.png"]

@@ -357,6 +357,11 @@ def semantic_dataset_options(dc: DataConfig, train: bool = True) -> dict[str, An
     return kw
 
 
+# The files of a Cityscapes gtFine folder: each kind of input takes one of them (--labels *_labelIds, --instances
+# *_instanceIds); the others are expected there.
+CITYSCAPES_COMPANIONS = ("_labelIds", "_instanceIds", "_color", "_labelTrainIds", "_polygons")
+
+
 def _list_inputs(path: Path, suffixes: tuple[str, ...], what: str, prefer: str | None = None) -> list[Path]:
     """Files of a folder (or the one file given); in a Cityscapes gtFine folder only the `prefer` kind."""
     if path.is_file():
@@ -365,10 +370,17 @@ def _list_inputs(path: Path, suffixes: tuple[str, ...], what: str, prefer: str |
         raise FileNotFoundError(f"{what} {path}: no such file or folder")
     every = sorted(p for p in path.iterdir() if p.is_file() and not p.name.startswith("."))
     files = [p for p in every if p.suffix.lower() in suffixes]
-    skipped = {p.name: f"not {'/'.join(suffixes)}" for p in every if p.suffix.lower() not in suffixes}
-    if prefer and any(p.stem.endswith(prefer) for p in files):
+    cityscapes = bool(prefer) and any(p.stem.endswith(prefer) for p in files)
+    # A gtFine folder's other files (instance ids beside label ids, colour renderings, polygons) belong there:
+    # leaving them out is expected, not worth a warning. Anything else left out is named.
+    def expected(p: Path) -> bool:
+        return cityscapes and p.stem.endswith(CITYSCAPES_COMPANIONS)
+
+    skipped = {p.name: f"not {'/'.join(suffixes)}" for p in every
+               if p.suffix.lower() not in suffixes and not expected(p)}
+    if cityscapes:
         skipped.update({p.name: f"not a *{prefer} file, and the folder has those" for p in files
-                        if not p.stem.endswith(prefer)})
+                        if not p.stem.endswith(prefer) and not expected(p)})
         files = [p for p in files if p.stem.endswith(prefer)]
     if not files:
         raise FileNotFoundError(f"{what} {path}: no {'/'.join(suffixes)} files in this folder")
