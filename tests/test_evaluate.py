@@ -230,3 +230,63 @@ def test_folder_mode_pairs_cityscapes_names_with_gtfine_label_maps(tmp_path):
     assert m["segmentation"]["num_images"] == m["segmentation_real"]["num_images"] == 2
     # Identical photos: the generated and the real score agree exactly.
     assert m["segmentation"]["miou"] == pytest.approx(m["segmentation_real"]["miou"])
+
+
+def _full_size_city(tmp_path, gen_hw=(32, 64), real_hw=(64, 128), n=2):
+    """generate's outputs at the training size beside Cityscapes photos and label maps at full size."""
+    gen, real, labels = tmp_path / "gen", tmp_path / "real", tmp_path / "gtFine" / "val" / "aachen"
+    for d in (gen, real, labels):
+        d.mkdir(parents=True)
+    rng = np.random.default_rng(3)
+    stems = [f"aachen_00000{i}_000019" for i in range(n)]
+    for stem in stems:
+        Image.fromarray(rng.integers(0, 256, (*gen_hw, 3), dtype=np.uint8)).save(gen / f"{stem}_leftImg8bit.png")
+        Image.fromarray(rng.integers(0, 256, (*real_hw, 3), dtype=np.uint8)).save(real / f"{stem}_leftImg8bit.png")
+        ids = np.repeat(rng.choice([7, 8, 11, 21, 26], size=(real_hw[0] // 8, 1)), real_hw[1], axis=1)
+        Image.fromarray(np.repeat(ids, 8, axis=0).astype(np.uint8)).save(labels / f"{stem}_gtFine_labelIds.png")
+    return gen, real, tmp_path / "gtFine", stems
+
+
+@pytest.mark.parametrize("eval_size", [None, (48, 24)])
+def test_evaluate_scores_what_generate_wrote_against_full_size_photos(tmp_path, eval_size):
+    """Generated images at the training size, real photos at full size: every metric compares the same resized
+    pairs (default: at the generated size), and the real photos' mIoU is their score at that size."""
+    from lggan.metrics.crossview import PIXEL_METRICS
+    from lggan.metrics.files import load_image_uint8, resize_uint8, uint8_to_unit
+    from lggan.metrics.segmenter import CompactSegmenter, save_segmenter
+
+    gen, real, labels, stems = _full_size_city(tmp_path)
+    seg = tmp_path / "seg.safetensors"
+    save_segmenter(CompactSegmenter(19, width=4), seg, label_protocol="cityscapes")
+    out = tmp_path / "r.json"
+    extra = ["--eval-size", f"{eval_size[0]}x{eval_size[1]}"] if eval_size else []
+    assert main(["evaluate", "--generated", str(gen), "--real", str(real), "--labels", str(labels), "--metrics",
+                 "psnr", "ssim", "miou", "--segmenter", str(seg), "--out", str(out), "--no-progress",
+                 "--device", "cpu", *extra]) == 0
+    result = json.loads(out.read_text())
+    hw = (eval_size[1], eval_size[0]) if eval_size else (32, 64)
+    names = [f"{s}_leftImg8bit.png" for s in stems]
+
+    def at(path):
+        return uint8_to_unit(resize_uint8(load_image_uint8(path), hw))[None]
+
+    expected = np.mean([PIXEL_METRICS["psnr"](at(gen / n), at(real / n)).item() for n in names])
+    assert result["metrics"]["images"]["psnr"] == pytest.approx(expected, rel=1e-6)
+    assert result["protocol"]["comparison"]["applies_to"] == "every metric"
+    assert result["protocol"]["comparison"]["size"] == (f"{eval_size[0]}x{eval_size[1]} (WxH)" if eval_size
+                                                        else "each generated image's size")
+    # The real photos' score equals the score of the same photos resized beforehand and scored at that size.
+    resized = tmp_path / "real_resized"
+    resized.mkdir()
+    for n in names:
+        Image.fromarray(resize_uint8(load_image_uint8(real / n), (32, 64)).permute(1, 2, 0).numpy()).save(resized / n)
+    out2 = tmp_path / "r2.json"
+    assert main(["evaluate", "--generated", str(gen), "--real", str(resized), "--labels", str(labels), "--metrics",
+                 "miou", "--segmenter", str(seg), "--out", str(out2), "--no-progress", "--device", "cpu",
+                 *extra]) == 0
+    again = json.loads(out2.read_text())["metrics"]
+    strip = lambda d: {k: v for k, v in d.items() if k != "protocol"}  # noqa: E731
+    if eval_size is None:  # at another size the pre-resized photos would be resized twice
+        assert strip(result["metrics"]["segmentation_real"]) == strip(again["segmentation_real"])
+    assert result["metrics"]["segmentation_real"]["num_pixels"] == len(names) * hw[0] * hw[1]
+    assert result["metrics"]["segmentation"] == again["segmentation"]

@@ -287,6 +287,8 @@ def _load_scorers(args: argparse.Namespace, metrics: list[str], dataset: str, ch
 def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     """Generates (with --checkpoint) or reads (with --generated/--real) images and scores them."""
     from .metrics import score_image_folders, segmentation_scores_from_folders
+    from .metrics.folders import comparison_protocol
+    from .metrics.segmentation import paired_sizes
     from .tasks import make_task, task_class
     from .train import resolve_device
 
@@ -357,6 +359,15 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
         labels = Path(args.labels) if args.labels else None
         result.update(task=args.task, generated=str(generated), real=str(real))
 
+    # Every metric compares the same pairs: at --eval-size, else at the generated size (real photos resized to it;
+    # `generate` writes at the training size while datasets keep their photos at full size).
+    eval_size = tuple(args.eval_size[::-1]) if args.eval_size else None  # (H, W)
+    result.setdefault("protocol", {})["comparison"] = {
+        "size": f"{args.eval_size[0]}x{args.eval_size[1]} (WxH)" if eval_size else "each generated image's size",
+        "images": comparison_protocol(eval_size, resize_real=True),
+        "label_maps": "nearest-exact to the image size (mIoU)",
+        "applies_to": "every metric",
+    }
     image_metrics = [m for m in metrics if m != "miou"]
     scores: dict[str, Any] = {}
     if image_metrics:
@@ -364,18 +375,19 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
             generated, real, image_metrics, places365_weights=args.places365_weights,
             places365_model=nets.get("places365_model"), feature_extractor=nets.get("feature_extractor"),
             batch_size=args.batch_size, device=args.device_resolved, progress=not args.no_progress,
-            kid_subset_size=args.kid_subset_size,
+            kid_subset_size=args.kid_subset_size, resize_real=True, size=eval_size,
         )
     if "miou" in metrics:
         seg = nets["segmenter"]
-        eval_size = tuple(args.eval_size[::-1]) if args.eval_size else None  # (H, W)
         common = dict(eval_size=eval_size, batch_size=args.batch_size, progress=not args.no_progress)
         gen_sfx, real_sfx, label_sfx = _label_pairing_suffixes(generated, real, labels)
         scores["segmentation"] = segmentation_scores_from_folders(
             generated, labels, seg, generated_suffix=gen_sfx, label_suffix=label_sfx, **common)
-        # The same segmenter on the real photos: the value a perfect generator would reach.
+        # The same segmenter on the real photos, each at its generated partner's size: the value a perfect
+        # generator would reach under the same protocol.
+        sizes = None if eval_size else paired_sizes(generated, labels, gen_sfx, label_sfx)
         scores["segmentation_real"] = segmentation_scores_from_folders(
-            real, labels, seg, generated_suffix=real_sfx, label_suffix=label_sfx, **common)
+            real, labels, seg, generated_suffix=real_sfx, label_suffix=label_sfx, label_sizes=sizes, **common)
         if save_predictions:
             _save_prediction_strips(work, names, seg, task.palette, eval_size, args.batch_size,
                                     not args.no_progress)
@@ -470,7 +482,9 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     w.add_argument("--segmenter-range", type=float, nargs=2, default=(0.0, 1.0),
                    help="TorchScript: input value range before normalisation")
     o = p.add_argument_group("options")
-    o.add_argument("--eval-size", type=size_arg, default=None, help="miou resolution WxH (default: generated size)")
+    o.add_argument("--eval-size", type=size_arg, default=None,
+                   help="compare every pair (every metric) at WxH, both images resized (default: each generated "
+                        "image's size, the real photo resized to it; bilinear, antialias)")
     o.add_argument("--kid-subset-size", type=int, default=1000)
     o.add_argument("--batch-size", type=int, default=8)
     o.add_argument("--device", default="auto")

@@ -63,10 +63,23 @@ def _check_metrics(metrics: Sequence[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(metrics))
 
 
-def _load_pair(gen_path: Path, real_path: Path, resize_real: bool) -> tuple[torch.Tensor, torch.Tensor]:
-    """uint8 generated and real images [3,H,W]; the real one resized to the generated size if asked."""
+def _load_pair(gen_path: Path, real_path: Path, resize_real: bool, size: tuple[int, int] | None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+    """uint8 generated and real images [3,H,W]: both at `size` if given, else the real one resized to the generated
+    size if asked (resize_uint8 leaves an image already at that size untouched)."""
     gen, real = load_image_uint8(gen_path), load_image_uint8(real_path)
+    if size is not None:
+        return resize_uint8(gen, size), resize_uint8(real, size)
     return gen, (resize_uint8(real, tuple(gen.shape[-2:])) if resize_real else real)
+
+
+def comparison_protocol(size: tuple[int, int] | None, resize_real: bool) -> str:
+    """How the pairs were brought to one size, in words, for the results' protocol."""
+    if size is not None:
+        return f"both images resized to {size[1]}x{size[0]} (WxH; bilinear, antialias)"
+    if resize_real:
+        return "real images resized to their generated partner's size (bilinear, antialias)"
+    return "as stored"
 
 
 def score_image_folders(
@@ -77,6 +90,7 @@ def score_image_folders(
     real_suffix: str = "",
     recursive: bool = False,
     resize_real: bool = False,
+    size: tuple[int, int] | None = None,
     places365_weights: str | os.PathLike | None = None,
     places365_model: nn.Module | None = None,
     inception_weights: str | os.PathLike | None = None,
@@ -92,7 +106,8 @@ def score_image_folders(
 
     metrics: any of ALL_METRICS. recursive: also search sub-folders (e.g. Cityscapes city folders).
     resize_real: resize each real image to its generated partner's size (bilinear, antialiased) first;
-    otherwise pixel metrics need equal sizes per pair. Classifier metrics use places365_model or the
+    otherwise pixel metrics need equal sizes per pair. size (H, W): both images of every pair resized to it.
+    Every metric reads the same resized pairs. Classifier metrics use places365_model or the
     AlexNet-Places365 weights file; fid/kid use feature_extractor or the TF-Inception weights file.
     Per-image metrics are averaged over the set; everything returned is JSON-serialisable.
     """
@@ -106,11 +121,11 @@ def score_image_folders(
     for gen_path, real_path in pairs:
         image_size(gen_path)
         image_size(real_path)
-    if pixel and not resize_real:
+    if pixel and not resize_real and size is None:
         check_pair_sizes(pairs)
     protocol: dict[str, Any] = {
         "pairing": f"by file stem (generated suffix {generated_suffix!r}, real suffix {real_suffix!r})",
-        "real_images": "resized to the generated size (bilinear, antialias)" if resize_real else "as stored",
+        "real_images": comparison_protocol(size, resize_real),
         "aggregation": "per-image metrics averaged over all pairs",
         "metrics": {
             m: CROSSVIEW_PIXEL_PROTOCOL.get(m) or CLASSIFIER_PROTOCOL.get(m, "see 'distribution'") for m in wanted
@@ -129,7 +144,7 @@ def score_image_folders(
     per_image: dict[str, list[torch.Tensor]] = {m: [] for m in pixel}
     probs: dict[str, list[torch.Tensor]] = {"generated": [], "real": []}
     features: dict[str, list[np.ndarray]] = {"generated": [], "real": []}
-    loaded = (_load_pair(gen_path, real_path, resize_real) for gen_path, real_path in pairs)
+    loaded = (_load_pair(gen_path, real_path, resize_real, size) for gen_path, real_path in pairs)
     for gen_u8, real_u8 in tqdm(batch_by_shape(loaded, batch_size), desc="scoring", disable=not progress, leave=False):
         gen, real = uint8_to_unit(gen_u8), uint8_to_unit(real_u8)
         for name in pixel:

@@ -11,7 +11,7 @@ import math
 import os
 import warnings
 from pathlib import Path
-from typing import Callable, Iterator, Sequence
+from typing import Callable, Iterator, Mapping, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +21,7 @@ from tqdm import tqdm
 
 from lggan.metrics.files import (
     batch_by_shape,
+    image_size,
     list_images,
     load_image_uint8,
     load_label_map,
@@ -308,16 +309,26 @@ def _eval_pairs(
     pairs: Sequence[tuple[Path, Path]],
     eval_size: tuple[int, int] | None,
     to_train_ids: Callable[[torch.Tensor], torch.Tensor],
+    label_sizes: Mapping[Path, tuple[int, int]] | None = None,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """(image [3,H,W] in [0,1], train ids [H,W]) per pair, both at the eval size."""
+    """(image [3,H,W] in [0,1], train ids [H,W]) per pair, both at the eval size: eval_size, else the size
+    label_sizes gives the pair's label file, else the image's own."""
     for image_path, label_path in pairs:
         image = uint8_to_unit(load_image_uint8(image_path))
-        size = eval_size or (image.shape[-2], image.shape[-1])
+        size = eval_size or (label_sizes or {}).get(label_path) or (image.shape[-2], image.shape[-1])
         try:
             label = to_train_ids(_resize_labels(load_label_map(label_path), size))
         except ValueError as exc:
             raise ValueError(f"label_dir: {label_path}: {exc}") from exc
         yield resize_image(image, size), label
+
+
+def paired_sizes(image_dir: str | os.PathLike, label_dir: str | os.PathLike, image_suffix: str = "",
+                 label_suffix: str = "") -> dict[Path, tuple[int, int]]:
+    """Label file -> (H, W) of the image in image_dir it pairs with (read from the headers only)."""
+    pairs = pair_by_name(list_images(image_dir, "generated_dir"), list_images(label_dir, "label_dir", recursive=True),
+                         image_suffix, label_suffix, real_arg="label_dir")
+    return {label: image_size(image) for image, label in pairs}
 
 
 def segmentation_scores_from_folders(
@@ -331,12 +342,15 @@ def segmentation_scores_from_folders(
     generated_suffix: str = "",
     label_suffix: str = "",
     progress: bool = False,
+    label_sizes: Mapping[Path, tuple[int, int]] | None = None,
 ) -> dict:
     """mIoU / pixel accuracy of `segmenter` on generated images against the label maps paired by file name.
 
     Label files are searched recursively (Cityscapes keeps them in city folders); e.g. generated_suffix
     '_leftImg8bit' and label_suffix '_gtFine_labelIds' pair Cityscapes names. eval_size (H, W) resizes images
-    (bilinear) and labels (nearest); default: each generated image's own size, labels resized to it.
+    (bilinear) and labels (nearest); default: each generated image's own size, labels resized to it. label_sizes
+    (label file -> (H, W), from `paired_sizes`) sets the size per label file instead: the real photos scored at
+    their generated partners' sizes.
     """
     protocol = label_protocol or segmenter.label_protocol
     ignore = segmenter.ignore_index if ignore_index is None else ignore_index
@@ -346,7 +360,7 @@ def segmentation_scores_from_folders(
     num_classes = segmenter.num_classes
     confusion = torch.zeros(num_classes, num_classes, dtype=torch.long)
     total_pixels = 0
-    samples = _eval_pairs(pairs, eval_size, lambda raw: map_labels(raw, protocol, num_classes, ignore))
+    samples = _eval_pairs(pairs, eval_size, lambda raw: map_labels(raw, protocol, num_classes, ignore), label_sizes)
     batches = batch_by_shape(samples, batch_size)
     for images, target in tqdm(batches, desc="segmenting", disable=not progress, leave=False):
         confusion += confusion_matrix(segmenter.predict(images).cpu(), target, num_classes)
@@ -358,7 +372,8 @@ def segmentation_scores_from_folders(
         "label_protocol": protocol,
         "label_mapping": LABEL_PROTOCOL_TEXT[protocol],
         "ignore_index": ignore if protocol == "identity" else None,
-        "eval_resolution": list(eval_size) if eval_size else "generated image size",
+        "eval_resolution": list(eval_size) if eval_size else "generated image size" if label_sizes is None else
+        "the generated partner's size (per label file)",
         "image_resize": "bilinear, antialias=True (only when the size differs)",
         "label_resize": "nearest-exact (only when the size differs)",
         "confusion": "summed over the set; rows ground truth, columns prediction; ignore 255 excluded",
