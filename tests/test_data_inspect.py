@@ -101,3 +101,49 @@ def test_ade20k_parent_root_and_coco_dontcare(tmp_path: Path) -> None:
     assert report.pixel_counts[182] == 2 and report.pixel_counts[181] == 1
     assert len(report.problems) == 1 and "label values [200]" in report.problems[0]
     assert "unlabeled" in format_report(report)
+
+
+def test_colour_label_maps_through_a_palette_for_every_dataset_kind(tmp_path: Path) -> None:
+    """--palette applies to every semantic kind: the counts are those of the id maps drawn in its colours, and the
+    report says which data.num_classes the palette's ids need and which ids share a colour."""
+    from lggan.data.palette import builtin_label_palette
+
+    city = builtin_label_palette("cityscapes")
+    ids = np.array([[7, 7, 26, 0], [24, 1, 18, 17]], np.int64)  # 1 shares 0's black, 18 shares 17's grey
+    colour = np.stack([city.colour_of(int(v)) for v in ids.ravel()]).reshape(2, 4, 3)
+    pair(tmp_path / "custom", "a", colour)
+    report = inspect_dataset(tmp_path / "custom", "custom", num_classes=34, palette="cityscapes")
+    assert report.ok, report.problems
+    counts = np.bincount([0, 0, 7, 7, 26, 24, 17, 17], minlength=34)  # as read: 1 -> 0, 18 -> 17
+    assert report.pixel_counts == counts.tolist()
+    # The classes take the palette's names (and colours).
+    assert report.class_names[7] == "road" and report.class_names[26] == "car" and report.class_names[24] == "person"
+    notes = "\n".join(report.notes)
+    assert "needs data.num_classes=34 (largest id + 1) and data.palette=cityscapes" in notes
+    assert "ids 1, 2, 3, 4 share colour (0, 0, 0) with id 0 and are read as 0" in notes
+    assert "id 18 shares colour (153, 153, 153) with id 17 and is read as 17" in notes
+    # Without the palette the same files are problems that say to pass it.
+    bare = inspect_dataset(tmp_path / "custom", "custom", num_classes=34)
+    assert not bare.ok and "pass --palette" in bare.problems[0]
+    # The Cityscapes kind: colour gtFine maps read as their label ids.
+    generate_synth_city(tmp_path / "c", num_train=1, num_val=1, size=(32, 16), seed=0, progress=False)
+    plain = inspect_dataset(tmp_path / "c", "cityscapes")
+    for f in (tmp_path / "c" / "gtFine").rglob("*_gtFine_labelIds.png"):
+        raw = np.asarray(Image.open(f)).astype(np.int64)
+        Image.fromarray(np.stack([city.colour_of(int(v)) for v in raw.ravel()]).reshape(*raw.shape, 3)).save(f)
+    coloured = inspect_dataset(tmp_path / "c", "cityscapes", palette="cityscapes")
+    assert coloured.ok and coloured.pixel_counts == plain.pixel_counts
+    with pytest.raises(ValueError, match="--palette 'nope': neither a built-in palette"):
+        inspect_dataset(tmp_path / "c", "cityscapes", palette="nope")
+
+
+def test_data_inspect_cli_takes_palette_for_custom_data(tmp_path: Path, capsys) -> None:
+    from lggan.cli import main
+    from lggan.data.palette import builtin_label_palette
+
+    colours = builtin_label_palette("ade20k").colours
+    label = np.stack([colours[1], colours[5]])[None].repeat(2, axis=0)  # [2, 2, 3]
+    pair(tmp_path, "x", np.ascontiguousarray(label))
+    assert main(["data", "inspect", str(tmp_path), "--dataset", "custom", "--palette", "ade20k"]) == 0
+    out = capsys.readouterr().out
+    assert "no problems found" in out and "data.palette=ade20k" in out

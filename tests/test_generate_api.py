@@ -209,7 +209,12 @@ def test_palette_json_files_in_both_forms(tmp_path: Path) -> None:
     again.write_text(json.dumps(city.to_json()))
     back = load_label_palette_json(again)
     assert np.array_equal(back.colours, city.colours) and np.array_equal(back.ids, city.ids)
+    assert back.names == city.names and city.names[7] == "road" and city.names[26] == "car"
     bad = tmp_path / "bad.json"
+    for names in ({"x": "tree"}, {"1": ""}, ["tree"], {"70000": "tree"}):
+        bad.write_text(json.dumps({"colours": [[1, 2, 3]], "ids": [1], "names": names}))
+        with pytest.raises(ValueError, match=r"bad\.json: (names entry|'names' must be)"):
+            load_label_palette_json(bad)
     bad.write_text(json.dumps({"colours": [[1, 2, 3], [1, 2, 3]], "ids": [1, 2]}))
     with pytest.raises(ValueError, match=r"bad\.json: colour \(1, 2, 3\) is listed more than once"):
         load_label_palette_json(bad)

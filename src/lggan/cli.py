@@ -78,7 +78,7 @@ def cmd_inspect(a: argparse.Namespace) -> int:
 
     report = inspect_dataset(a.path, a.dataset, a.split, a.num_classes, a.dontcare, image_dir=a.image_dir,
                              label_dir=a.label_dir, instance_dir=a.instance_dir, max_pairs=a.max_pairs,
-                             progress=True)
+                             palette=a.palette, progress=True)
     print(format_report(report))
     return 0 if report.ok else 1
 
@@ -310,9 +310,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--label-dir", default=None, help="custom datasets: label folder name")
     s.add_argument("--instance-dir", default=None, help="custom datasets: instance folder name")
     s.add_argument("--max-pairs", type=int, default=None, help="scan at most this many pairs per split")
-    s.add_argument("--palette", default=None,
-                   help="cross-view: colour -> class palette of the map panels, a built-in name or a JSON file "
-                        "(default: the release's gray codes for 6-panel files); void pixels are reported per colour")
+    s.add_argument("--palette", default=None, metavar="NAME|FILE.json",
+                   help="read colour (RGB) label images through this colour -> label id palette, a built-in name or "
+                        "a JSON file; the report says which data.num_classes the palette's ids need. Cross-view: the "
+                        "palette of the map panels (default: the release's gray codes for 6-panel files); void pixels "
+                        "are reported per colour")
     s.set_defaults(func=cmd_inspect)
 
     from .config import PRESETS

@@ -420,17 +420,11 @@ class SemanticTask(Task):
 
     @cached_property
     def palette(self) -> np.ndarray:
-        from .data import label_spec_for
-
-        dc = self.cfg.data
-        return label_spec_for(dc.dataset, dc.num_classes, dc.dontcare).palette
+        return self.label_spec.palette
 
     @cached_property
     def class_names(self) -> list[str]:
-        from .data import label_spec_for
-
-        dc = self.cfg.data
-        return list(label_spec_for(dc.dataset, dc.num_classes, dc.dontcare).class_names)
+        return list(self.label_spec.class_names)
 
     @property
     def size_step(self) -> int:
@@ -569,11 +563,18 @@ class SemanticTask(Task):
 
     @cached_property
     def label_spec(self):
-        """Raw label-file value -> class channel of the model's dataset (lggan.data.common.LabelSpec)."""
+        """Raw label-file value -> class channel of the model's dataset (lggan.data.common.LabelSpec); a custom
+        dataset's classes named and coloured by its data.palette."""
         from .data import label_spec_for
+        from .data.palette import resolve_label_palette
 
         dc = self.cfg.data
-        return label_spec_for(dc.dataset, dc.num_classes, dc.dontcare)
+        try:
+            named_by = resolve_label_palette(dc.palette, "data.palette")
+        except ValueError:
+            # Names and colours only: reading a colour label image through it raises the error where it matters.
+            named_by = None
+        return label_spec_for(dc.dataset, dc.num_classes, dc.dontcare, named_by)
 
     def _palette(self, palette: Any):
         from .data.palette import resolve_label_palette

@@ -37,7 +37,7 @@ from .crossview import (
 )
 from .custom import CustomDataset
 from .inspect import DatasetReport, SplitReport, format_report, inspect_dataset
-from .palette import colorize_label, make_palette
+from .palette import LabelPalette, colorize_label, make_palette
 from .synthetic import (
     default_synth_city_root,
     ensure_synth_city,
@@ -154,17 +154,19 @@ def build_semantic_dataset(
     return dataset_cls(root, split, **shared)
 
 
-def label_spec_for(name: str, num_channels: int, dontcare: int | None = None) -> LabelSpec:
+def label_spec_for(name: str, num_channels: int, dontcare: int | None = None,
+                   label_palette: LabelPalette | None = None) -> LabelSpec:
     """The raw-value -> channel mapping of a dataset, given the generator's one-hot channel count.
 
-    For custom data the channels are the label files' classes plus one for the don't-care value, if any.
+    For custom data the channels are the label files' classes plus one for the don't-care value, if any, named and
+    coloured by the label palette its colour label images are read through (`data.palette`), if any.
     """
     from .inspect import _label_spec
 
     key = normalize_dataset_name(name)
     key = "cityscapes" if key == SYNTH_CITY else key
     classes = num_channels - (1 if (key == "custom" and dontcare is not None) else 0)
-    spec = _label_spec(key, classes if key == "custom" else None, dontcare)
+    spec = _label_spec(key, classes if key == "custom" else None, dontcare, label_palette)
     if spec.num_classes != num_channels:
         raise ValueError(f"data.num_classes={num_channels} does not match the {key} dataset "
                          f"({spec.num_classes} classes)")

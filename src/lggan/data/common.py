@@ -339,14 +339,10 @@ def describe_invalid(raw: np.ndarray, mapped: np.ndarray, spec: LabelSpec) -> st
     )
 
 
-def load_label(path: Path, spec: LabelSpec, palette: LabelPalette | None = None) -> np.ndarray:
-    """Decode a label map and map raw values to channel indices ``int64 [H, W]``; ValueError on bad values.
-
-    With a ``palette``, a colour label image (RGB/RGBA, lossless) is first turned into raw values through it (an
-    unknown colour is an error naming the file, the colour and a pixel where it is); single-channel maps are read
-    as always.
-    """
-    raw = None
+def load_raw_label(path: Path, palette: LabelPalette | None = None) -> np.ndarray:
+    """The label values of a label file ``int64 [H, W]``, as a single-channel file of its dataset holds them: a
+    colour label image (RGB/RGBA, lossless) is turned into values through ``palette`` (an unknown colour is an error
+    naming the file, the colour and a pixel where it is); single-channel maps are read as always."""
     if palette is not None:
         with open_image(path) as img:
             if img.mode in COLOUR_LABEL_MODES:
@@ -354,9 +350,18 @@ def load_label(path: Path, spec: LabelSpec, palette: LabelPalette | None = None)
                 if problem is not None:
                     raise file_error(path, problem)
                 rgb = _decode(path, img, lambda im: np.asarray(im.convert("RGB")), "label map")
-                raw = label_image_values(rgb, palette, path)
-    if raw is None:
-        raw = load_index_map(path, "label")
+                return label_image_values(rgb, palette, path)
+    return load_index_map(path, "label").astype(np.int64)
+
+
+def load_label(path: Path, spec: LabelSpec, palette: LabelPalette | None = None) -> np.ndarray:
+    """Decode a label map and map raw values to channel indices ``int64 [H, W]``; ValueError on bad values.
+
+    With a ``palette``, a colour label image (RGB/RGBA, lossless) is first turned into raw values through it (an
+    unknown colour is an error naming the file, the colour and a pixel where it is); single-channel maps are read
+    as always.
+    """
+    raw = load_raw_label(path, palette)
     mapped = spec.map_raw(raw)
     if (mapped < 0).any():
         raise file_error(path, describe_invalid(raw, mapped, spec))

@@ -24,6 +24,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
+
 from .common import (
     IMAGE_EXTENSIONS,
     Discovery,
@@ -41,9 +43,14 @@ DEFAULT_DIRS = {"image": "images", "label": "labels", "instance": "instances"}
 
 
 def custom_label_spec(
-    num_classes: int | None, dontcare: int | None, class_names: Sequence[str] | None = None
+    num_classes: int | None, dontcare: int | None, class_names: Sequence[str] | None = None,
+    label_palette: LabelPalette | None = None,
 ) -> LabelSpec:
-    """Label mapping for ``num_classes`` classes plus an optional don't-care value (-> channel ``num_classes``)."""
+    """Label mapping for ``num_classes`` classes plus an optional don't-care value (-> channel ``num_classes``).
+
+    With the ``label_palette`` the colour label images are read through, each class is drawn in its colour there and
+    named by it (when the palette names it and ``class_names`` is not given).
+    """
     if num_classes is None:
         raise ValueError("num_classes is required for a custom dataset (label values 0..num_classes-1)")
     if not isinstance(num_classes, int) or isinstance(num_classes, bool) or not 1 <= num_classes <= MAX_LABEL_VALUE:
@@ -59,7 +66,8 @@ def custom_label_spec(
             )
         extra[dontcare] = num_classes
         channels = num_classes + 1
-    names = list(class_names) if class_names is not None else [f"class_{i}" for i in range(num_classes)]
+    known = label_palette.names if label_palette is not None else {}
+    names = list(class_names) if class_names is not None else [known.get(i, f"class_{i}") for i in range(num_classes)]
     if len(names) != num_classes:
         raise ValueError(f"class_names has {len(names)} entries but num_classes is {num_classes}")
     if dontcare is not None:
@@ -71,9 +79,20 @@ def custom_label_spec(
         lut=identity_lut(num_classes, extra),
         valid_desc=valid,
         class_names=tuple(names),
-        palette=make_palette(channels, dontcare_index=num_classes if dontcare is not None else None),
+        palette=_class_colours(channels, num_classes if dontcare is not None else None, label_palette),
         dontcare_index=num_classes if dontcare is not None else None,
     )
+
+
+def _class_colours(channels: int, dontcare_index: int | None, label_palette: LabelPalette | None) -> np.ndarray:
+    """uint8 [channels, 3]: the label palette's colour of each class id, generic colours where it has none."""
+    colours = make_palette(channels, dontcare_index=dontcare_index)
+    if label_palette is not None:
+        for c in range(channels if dontcare_index is None else dontcare_index):
+            colour = label_palette.colour_of(c)
+            if colour is not None:
+                colours[c] = colour
+    return colours
 
 
 def _resolve(root: Path, base: Path, given: str | Path | None, default: str) -> tuple[Path, bool]:
@@ -130,6 +149,7 @@ class CustomDataset(SemanticDataset):
             label_dir=label_dir,
             instance_dir=instance_dir,
             class_names=class_names,
+            label_palette=self.label_palette,
         )
         super().__init__(discovery, load_size=load_size, crop_size=crop_size, flip=flip, validate=validate, seed=seed)
 
@@ -148,7 +168,8 @@ class CustomDataset(SemanticDataset):
     @classmethod
     def discover(cls, root: str | Path, split: str | None, **options: object) -> Discovery:
         root = require_dir(Path(root), "custom dataset root")
-        spec = custom_label_spec(options.get("num_classes"), options.get("dontcare"), options.get("class_names"))
+        spec = custom_label_spec(options.get("num_classes"), options.get("dontcare"), options.get("class_names"),
+                                 options.get("label_palette"))
         explicit = options.get("image_dir") is not None and options.get("label_dir") is not None
         base = root
         if split is not None and not explicit:

@@ -16,8 +16,9 @@ from tqdm import tqdm
 from .ade20k import ade20k_label_spec
 from .cityscapes import cityscapes_label_spec
 from .coco_stuff import coco_stuff_label_spec
-from .common import LabelSpec, SamplePaths, describe_invalid, load_image, load_index_map
+from .common import LabelSpec, SamplePaths, describe_invalid, load_image, load_index_map, load_raw_label
 from .custom import MAX_LABEL_VALUE, custom_label_spec
+from .palette import LabelPalette, palette_summary, resolve_label_palette
 
 Size = tuple[int, int]
 
@@ -103,6 +104,7 @@ def inspect_dataset(
     label_dir: str | Path | None = None,
     instance_dir: str | Path | None = None,
     max_pairs: int | None = None,
+    palette: str | Path | LabelPalette | None = None,
     progress: bool = False,
 ) -> DatasetReport:
     """Decode every pair of ``split`` (all splits present when ``None``) and report statistics and problems.
@@ -114,6 +116,8 @@ def inspect_dataset(
             from the largest label value (and reported in ``notes``).
         image_dir, label_dir, instance_dir: custom folder overrides.
         max_pairs: only look at the first ``max_pairs`` pairs of each split.
+        palette: read colour label images through it (a name of LABEL_PALETTE_NAMES, a JSON file or a
+            LabelPalette); single-channel label files are read as always.
         progress: show a progress bar.
 
     Raises:
@@ -121,6 +125,7 @@ def inspect_dataset(
         ValueError: unknown dataset / split name or invalid ``num_classes``/``dontcare``.
     """
     key, dataset_cls = _dataset_class(dataset)
+    label_palette = resolve_label_palette(palette, "--palette")
     if root is None:
         if key != "synth-city":
             raise ValueError(f"root is required to inspect dataset {key}")
@@ -143,7 +148,8 @@ def inspect_dataset(
     if infer_classes and dontcare is not None:
         if not isinstance(dontcare, int) or isinstance(dontcare, bool) or not 0 <= dontcare <= MAX_LABEL_VALUE:
             raise ValueError(f"dontcare must be an integer in 0..{MAX_LABEL_VALUE}, got {dontcare!r}")
-    spec = None if infer_classes else _label_spec(key, num_classes, dontcare)  # argument errors before scanning
+    # Argument errors before scanning.
+    spec = None if infer_classes else _label_spec(key, num_classes, dontcare, label_palette)
 
     splits = [split] if split is not None else dataset_cls.available_splits(root, **options)
     report_splits: list[SplitReport] = []
@@ -163,7 +169,7 @@ def inspect_dataset(
         split_report.problems += [str(issue) for issue in discovery.issues]
         if not discovery.pairs:
             split_report.problems.append(f"{root} split {discovery.split!r}: no image/label pairs found (empty split)")
-        raw_totals.append(_scan_pairs(pairs, spec, split_report, progress))
+        raw_totals.append(_scan_pairs(pairs, spec, split_report, progress, label_palette))
         report_splits.append(split_report)
 
     notes: list[str] = []
@@ -172,7 +178,8 @@ def inspect_dataset(
         values = np.nonzero(combined)[0]
         values = values[values != dontcare] if dontcare is not None else values
         inferred = int(values.max()) + 1 if len(values) else 1
-        spec = custom_label_spec(inferred, dontcare if dontcare is None or dontcare >= inferred else None)
+        spec = custom_label_spec(inferred, dontcare if dontcare is None or dontcare >= inferred else None,
+                                 label_palette=label_palette)
         notes.append(f"num_classes not given: inferred {inferred} from the largest label value")
         if dontcare is not None and dontcare < inferred:
             notes.append(f"dontcare {dontcare} lies inside 0..{inferred - 1} and was treated as a class")
@@ -180,6 +187,8 @@ def inspect_dataset(
         split_report.pixel_counts = _class_counts(raw, spec).tolist()
     if max_pairs is not None:
         notes.append(f"only the first {max_pairs} pairs of each split were decoded")
+    if label_palette is not None:
+        notes += palette_summary(label_palette)
     return DatasetReport(
         dataset=key,
         root=str(root),
@@ -191,10 +200,11 @@ def inspect_dataset(
     )
 
 
-def _label_spec(key: str, num_classes: int | None, dontcare: int | None) -> LabelSpec:
-    """Label mapping of dataset ``key`` (custom: from the arguments)."""
+def _label_spec(key: str, num_classes: int | None, dontcare: int | None,
+                label_palette: LabelPalette | None = None) -> LabelSpec:
+    """Label mapping of dataset ``key`` (custom: from the arguments, named and coloured by its label palette)."""
     if key == "custom":
-        return custom_label_spec(num_classes, dontcare)
+        return custom_label_spec(num_classes, dontcare, label_palette=label_palette)
     specs = {"ade20k": ade20k_label_spec, "coco-stuff": coco_stuff_label_spec}
     return specs.get(key, cityscapes_label_spec)()
 
@@ -214,7 +224,8 @@ def _class_counts(raw_counts: np.ndarray, spec: LabelSpec) -> np.ndarray:
     return np.bincount(channels[valid], weights=raw_counts[valid], minlength=spec.num_classes).astype(np.int64)
 
 
-def _scan_pairs(pairs: list[SamplePaths], spec: LabelSpec | None, report: SplitReport, progress: bool) -> np.ndarray:
+def _scan_pairs(pairs: list[SamplePaths], spec: LabelSpec | None, report: SplitReport, progress: bool,
+                palette: LabelPalette | None = None) -> np.ndarray:
     """Decode each pair; record sizes and problems in ``report``; return pixel counts per raw label value."""
     raw_counts = np.zeros(256, np.int64)
     min_w = min_h = None
@@ -226,7 +237,7 @@ def _scan_pairs(pairs: list[SamplePaths], spec: LabelSpec | None, report: SplitR
         except (ValueError, FileNotFoundError) as exc:
             report.problems.append(str(exc))
         try:
-            label = load_index_map(pair.label, "label").astype(np.int64)
+            label = load_raw_label(pair.label, palette)
         except (ValueError, FileNotFoundError) as exc:
             report.problems.append(str(exc))
         if pair.instance is not None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +119,17 @@ class LabelPalette:
     name: str
     colours: np.ndarray  # uint8 [P, 3]
     ids: np.ndarray  # int64 [P]
+    # id -> the other ids drawn in its colour, which a colour image therefore reads as that id (Cityscapes 0 <- 1..4)
+    merged: dict[int, tuple[int, ...]] = field(default_factory=dict)
+    # id -> class name, where the palette knows one (built-in palettes; a JSON file's optional "names")
+    names: dict[int, str] = field(default_factory=dict)
+
+    def colour_of(self, label_id: int) -> np.ndarray | None:
+        """uint8 [3]: the colour drawn for `label_id` (also for an id merged into another's colour), None if the
+        palette has none."""
+        label_id = next((kept for kept, others in self.merged.items() if label_id in others), label_id)
+        where = np.flatnonzero(self.ids == label_id)
+        return self.colours[where[0]] if len(where) else None
 
     def __post_init__(self) -> None:
         keys = _colour_keys(self.colours)
@@ -149,7 +160,10 @@ class LabelPalette:
 
     def to_json(self) -> dict:
         """The JSON form `load_label_palette_json` reads."""
-        return {"name": self.name, "colours": self.colours.tolist(), "ids": [int(i) for i in self.ids]}
+        out = {"name": self.name, "colours": self.colours.tolist(), "ids": [int(i) for i in self.ids]}
+        if self.names:
+            out["names"] = {str(k): v for k, v in sorted(self.names.items())}
+        return out
 
 
 def _palette_of_spec(name: str, spec) -> LabelPalette:
@@ -157,9 +171,27 @@ def _palette_of_spec(name: str, spec) -> LabelPalette:
     (Cityscapes' black ids 0-4, pole/polegroup) stands for the smallest of them."""
     raw = np.flatnonzero(np.asarray(spec.lut) >= 0)
     colours = np.asarray(spec.palette, dtype=np.uint8)[np.asarray(spec.lut)[raw]]
-    _, first = np.unique(_colour_keys(colours), return_index=True)
+    _, first, group = np.unique(_colour_keys(colours), return_index=True, return_inverse=True)
+    merged = {int(raw[f]): tuple(int(v) for v in raw[group == g] if v != raw[f]) for g, f in enumerate(first)}
     first = np.sort(first)
-    return LabelPalette(name, colours[first], raw[first].astype(np.int64))
+    names = {int(r): spec.class_names[int(spec.lut[r])] for r in raw}
+    return LabelPalette(name, colours[first], raw[first].astype(np.int64), {k: v for k, v in merged.items() if v},
+                        names)
+
+
+def palette_summary(palette: LabelPalette) -> list[str]:
+    """What a dataset read through `palette` holds, in lines for `data inspect`: its ids, the data.num_classes a
+    custom dataset of these ids needs, and which ids a colour image cannot tell apart."""
+    top = int(palette.ids.max())
+    lines = [f"palette {palette.name}: {len(palette.ids)} colours -> label ids {int(palette.ids.min())}..{top}; a "
+             f"custom dataset of these colour maps needs data.num_classes={top + 1} (largest id + 1) and "
+             f"data.palette={palette.name}"]
+    for kept, others in sorted(palette.merged.items()):
+        colour = ", ".join(str(int(v)) for v in palette.colour_of(kept))
+        ids = (f"ids {', '.join(map(str, others))} share" if len(others) > 1 else f"id {others[0]} shares")
+        lines.append(f"palette {palette.name}: {ids} colour ({colour}) with id {kept} and "
+                     f"{'are' if len(others) > 1 else 'is'} read as {kept}")
+    return lines
 
 
 def builtin_label_palette(name: str) -> LabelPalette:
@@ -194,7 +226,8 @@ def load_label_palette_json(path: str | os.PathLike) -> LabelPalette:
 
     ``{"name": "mine", "colours": [[r, g, b], ...], "ids": [id, ...]}`` (one label id per colour), or
     ``{"colours": {"#rrggbb": id, "r,g,b": id, ...}}``. Ids are the values a single-channel label file would hold
-    (0..65535); colours must differ; ``name`` (optional) is used in messages.
+    (0..65535); colours must differ; ``name`` (optional) is used in messages; ``names`` (optional,
+    ``{"id": "class name", ...}``) names the classes a custom dataset's sample grids, demo and reports show.
     """
     path = Path(path)
 
@@ -212,9 +245,10 @@ def load_label_palette_json(path: str | os.PathLike) -> LabelPalette:
         raise ValueError(f"{path}: cannot read palette JSON ({' '.join(str(exc).split())})") from None
     if not isinstance(data, dict) or "colours" not in data:
         raise ValueError(f"{path}: palette JSON must be an object with 'colours' (and 'ids' when 'colours' is a list)")
-    unknown = sorted(set(data) - {"name", "colours", "ids"})
+    unknown = sorted(set(data) - {"name", "colours", "ids", "names"})
     if unknown:
-        raise ValueError(f"{path}: unknown palette keys {unknown} (known: name, colours, ids)")
+        raise ValueError(f"{path}: unknown palette keys {unknown} (known: name, colours, ids, names)")
+    names = _class_names(data.get("names", {}), path)
     colours, ids = data["colours"], data.get("ids")
     if isinstance(colours, dict):
         if ids is not None:
@@ -247,7 +281,21 @@ def load_label_palette_json(path: str | os.PathLike) -> LabelPalette:
     if (counts > 1).any():
         k = int(keys[counts > 1][0])
         raise ValueError(f"{path}: colour ({k >> 16}, {(k >> 8) & 255}, {k & 255}) is listed more than once")
-    return LabelPalette(str(data.get("name", path.name)), colours_arr.astype(np.uint8), ids_arr)
+    return LabelPalette(str(data.get("name", path.name)), colours_arr.astype(np.uint8), ids_arr, names=names)
+
+
+def _class_names(given: object, path: Path) -> dict[int, str]:
+    """A palette JSON's "names" object {"id": "name"} -> {id: name}; errors name the file."""
+    if not isinstance(given, dict):
+        raise ValueError(f"{path}: 'names' must be an object {{\"id\": \"class name\", ...}}")
+    names: dict[int, str] = {}
+    for key, value in given.items():
+        if not (isinstance(key, str) and key.isdigit() and int(key) <= MAX_LABEL_ID) or not isinstance(value, str) \
+                or not value.strip():
+            raise ValueError(f"{path}: names entry {key!r}: {value!r}: expected a label id 0..{MAX_LABEL_ID} and a "
+                             "non-empty name")
+        names[int(key)] = value.strip()
+    return names
 
 
 def resolve_label_palette(spec: str | os.PathLike | LabelPalette | None, what: str = "--palette"
