@@ -72,3 +72,43 @@ def test_synth_views_command_writes_panels_and_inspect_reads_them(tmp_path, caps
     assert main(["data", "inspect", str(out), "--dataset", "crossview"]) == 0
     text = capsys.readouterr().out
     assert "sky" in text and "vehicle" in text and "problems: 0" in text
+
+
+def test_help_of_every_command_imports_no_heavy_library():
+    """`lggan --help` and `lggan CMD --help` build the parser without PyTorch, torchvision, Gradio or matplotlib
+    (their import is most of a command's start-up; benchmarks/startup.py times it)."""
+    import subprocess
+    import sys
+
+    from benchmarks.startup import commands
+
+    lines = commands()
+    assert ["--help"] in lines and ["data", "inspect", "--help"] in lines and ["demo", "--help"] in lines
+    script = (
+        "import contextlib, io, sys\n"
+        "from lggan.cli import main\n"
+        f"for line in {lines!r}:\n"
+        "    with contextlib.redirect_stdout(io.StringIO()) as out:\n"
+        "        try:\n"
+        "            main(line)\n"
+        "        except SystemExit as e:\n"
+        "            assert e.code == 0, (line, e.code)\n"
+        "    assert 'usage: lggan' in out.getvalue(), line\n"
+        "print(sorted(m for m in ('torch', 'torchvision', 'gradio', 'matplotlib', 'cityscapesscripts') "
+        "if m in sys.modules))\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]", done.stdout
+
+
+def test_declared_metric_names_are_the_registered_ones():
+    from lggan.config import ImageMetricName, LabelPaletteName, LabelProtocol, choices
+    from lggan.data.palette import LABEL_PALETTE_NAMES, builtin_label_palette
+    from lggan.metrics.folders import CLASSIFIER_METRIC_NAMES, DISTRIBUTION_METRIC_NAMES, PIXEL_METRIC_NAMES
+    from lggan.metrics.segmentation import LABEL_PROTOCOL_TEXT
+
+    assert sorted(choices(ImageMetricName)) == sorted(PIXEL_METRIC_NAMES + CLASSIFIER_METRIC_NAMES
+                                                      + DISTRIBUTION_METRIC_NAMES)
+    assert sorted(LABEL_PROTOCOL_TEXT) == sorted(choices(LabelProtocol))
+    assert LABEL_PALETTE_NAMES == choices(LabelPaletteName)
+    assert [builtin_label_palette(n).name for n in LABEL_PALETTE_NAMES] == list(LABEL_PALETTE_NAMES)

@@ -349,7 +349,7 @@ def build_parser() -> argparse.ArgumentParser:
                                                             "without it)")
     s.set_defaults(func=cmd_plot)
 
-    from .data.palette import LABEL_PALETTE_NAMES
+    from .config import LabelPaletteName
     from .evaluate import add_threads_argument
 
     g = sub.add_parser("generate", help="synthesise photos from label maps with a trained or converted generator",
@@ -372,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="generate at each label map's own size (slow and out of distribution when it is far "
                            "from the training size)")
     g.add_argument("--palette", default=None, metavar="NAME|FILE.json",
-                   help=f"read colour (RGB) label images through this palette: {', '.join(LABEL_PALETTE_NAMES)} (the "
+                   help=f"read colour (RGB) label images through this palette: {', '.join(choices(LabelPaletteName))} (the "
                         "colours lggan draws those datasets in) or a JSON file mapping colours to label ids; an "
                         "unknown colour is an error (default: the config's data.palette; without one, colour label "
                         "images are refused). Cross-view models: the palette of their map panels")

@@ -16,10 +16,8 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from .io import atomic_write_text, check_outputs
-from .viz import save_png, tensor_to_uint8
 
 # The folders `evaluate --checkpoint` writes in its work folder; the manifest lists every file it wrote there, so
 # a later run deletes exactly those (and nothing a person put there) before writing its own.
@@ -52,6 +50,8 @@ def add_threads_argument(p: argparse.ArgumentParser) -> None:
 def apply_threads(n: int | None) -> None:
     """torch.set_num_threads(n) for n >= 1; 0 / None keep PyTorch's default."""
     if n:
+        import torch
+
         torch.set_num_threads(int(n))
 
 
@@ -177,6 +177,8 @@ def _generate_images(synth, task, dataset, work: Path, batch_size: int, limit: i
     """
     from tqdm import tqdm
 
+    from .viz import save_png, tensor_to_uint8
+
     names, batches = task.eval_batches(dataset, batch_size, limit)
     _clear_work_dir(work)
     written: list[str] = []
@@ -200,6 +202,8 @@ def train_id_colours(palette: np.ndarray, segmenter) -> np.ndarray:
     predicted class is drawn in the colour of the same class in the label map (Cityscapes: the colours of the 19
     evaluated classes, its standard train-id palette). Train ids no channel maps to get distinct fallback colours.
     """
+    import torch
+
     from .data.palette import bit_palette
     from .metrics.segmentation import map_labels
 
@@ -221,6 +225,8 @@ def prediction_strip(label: torch.Tensor, image: torch.Tensor, prediction: torch
                      train_colours: np.ndarray) -> np.ndarray:
     """uint8 strip: colour label map | image | colour prediction, for label [H,W], image [3,H,W] in [0,1] and
     prediction [H,W] train ids; label values outside the palette are black, as in the sample grids."""
+    import torch
+
     from .viz import image_strip, palette_to_rgb
 
     def rgb(t: torch.Tensor) -> np.ndarray:
@@ -237,10 +243,12 @@ def _save_prediction_strips(work: Path, names: list[str], segmenter, palette: np
     Each strip shows what mIoU scored: the generated PNG as read back and resized to the evaluation size, the label
     map resized with 'nearest-exact' as the scoring does, and the segmenter's train ids on that image.
     """
+    import torch
     import torch.nn.functional as F
     from tqdm import tqdm
 
     from .metrics.files import batch_by_shape, load_image_uint8, load_label_map, resize_image, uint8_to_unit
+    from .viz import save_png
 
     colours = train_id_colours(palette, segmenter)
     _write_manifest(work, sorted(_read_manifest(work) | {f"{PREDICTIONS_FOLDER}/{n}" for n in names}))
@@ -446,9 +454,8 @@ def evaluate_cli(args: argparse.Namespace) -> None:
 
 
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
-    from .config import SEMANTIC_DATASETS, InferenceAmpMode, TaskName, choices, size_arg
-    from .metrics import ALL_METRICS
-    from .metrics.segmentation import IMAGENET_MEAN, IMAGENET_STD, LABEL_PROTOCOLS
+    from .config import SEMANTIC_DATASETS, ImageMetricName, InferenceAmpMode, LabelProtocol, TaskName, choices, size_arg
+    from .images import IMAGENET_MEAN, IMAGENET_STD
 
     src = p.add_argument_group("what to score")
     src.add_argument("--checkpoint", help="run folder / checkpoint / converted .safetensors: generate, then score")
@@ -464,7 +471,7 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     src.add_argument("--dataset", default="cityscapes", choices=SEMANTIC_DATASETS,
                      help="with --generated and a TorchScript segmenter: the label protocol")
     src.add_argument("--num-classes", type=int, default=None, help="with --generated, custom data: label classes")
-    p.add_argument("--metrics", nargs="+", choices=list(ALL_METRICS) + ["miou"], default=None,
+    p.add_argument("--metrics", nargs="+", choices=list(choices(ImageMetricName)) + ["miou"], default=None,
                    help="default: fid kid miou (semantic), accuracy inception_score ssim psnr sd kl (cross-view)")
     p.add_argument("--out", default="results.json", help="JSON file with every number and the protocol used")
     p.add_argument("--overwrite", action="store_true", help="replace --out if it exists")
@@ -475,7 +482,7 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
                    help="IS/accuracy/KL: alexnet_places365.pth.tar (default: the torch hub cache)")
     w.add_argument("--segmenter", default=None, help="miou: built-in .safetensors or TorchScript file")
     w.add_argument("--segmenter-classes", type=int, default=None, help="TorchScript: output classes")
-    w.add_argument("--segmenter-protocol", choices=LABEL_PROTOCOLS, default=None,
+    w.add_argument("--segmenter-protocol", choices=choices(LabelProtocol), default=None,
                    help="TorchScript: label mapping (default from the dataset)")
     w.add_argument("--segmenter-mean", type=float, nargs=3, default=IMAGENET_MEAN)
     w.add_argument("--segmenter-std", type=float, nargs=3, default=IMAGENET_STD)

@@ -5,6 +5,11 @@ from __future__ import annotations
 import numpy as np
 from PIL import Image
 
+# ImageNet's per-channel mean and std of RGB in [0, 1]: the input normalisation of torchvision's ImageNet networks
+# (VGG19 of the perceptual loss, AlexNet-Places365, the default of a TorchScript segmenter).
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
 # PIL's 16-bit integer modes (one grey channel; "I" is how some PNG readers give 16-bit grey).
 SIXTEEN_BIT_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
 

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lggan.images import IMAGENET_MEAN, IMAGENET_STD
 from lggan.models.class_conv import ClassImages
 
 DOutput = torch.Tensor | Sequence[Sequence[torch.Tensor]]
@@ -204,8 +205,6 @@ VGG_LAYER_WEIGHTS = (1 / 32, 1 / 16, 1 / 8, 1 / 4, 1.0)  # relu1_1 .. relu5_1, a
 # Slices of torchvision's vgg19().features ending at relu1_1, relu2_1, relu3_1, relu4_1, relu5_1.
 _VGG_SLICES = ((0, 2), (2, 7), (7, 12), (12, 21), (21, 30))
 _VGG19_CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512)
-_IMAGENET_MEAN = (0.485, 0.456, 0.406)
-_IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def default_vgg19_path() -> Path:
@@ -268,8 +267,8 @@ class VGGLoss(nn.Module):
         self.slices = nn.ModuleList(features[a:b] for a, b in _VGG_SLICES)
         self.requires_grad_(False)
         self.eval()
-        self.register_buffer("mean", torch.tensor(_IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
-        self.register_buffer("std", torch.tensor(_IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
+        self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
     def train(self, mode: bool = True) -> VGGLoss:
         # A fixed feature extractor: stays in eval mode whatever the trainer does.

@@ -11,6 +11,8 @@ import numpy as np
 import torch
 from PIL import Image
 
+from ..config import LabelPaletteName, choices
+
 
 def bit_palette(count: int) -> np.ndarray:
     """Deterministic, well-separated colours ``uint8 [count, 3]``; entry 0 is black.
@@ -95,7 +97,7 @@ def colorize_label(
 # The built-in colour palettes of `--palette` (lggan generate, custom datasets, load_generator(...)(palette=...)):
 # the colours lggan draws each dataset's label maps in (its sample grids, prediction strips). Cityscapes: the
 # official colours of cityscapesscripts; ADE20K and COCO-Stuff: lggan's own class colours (`make_palette`).
-LABEL_PALETTE_NAMES = ("cityscapes", "ade20k", "coco-stuff")
+LABEL_PALETTE_NAMES = choices(LabelPaletteName)
 # PIL modes of a colour label image (the alpha channel of RGBA is ignored).
 COLOUR_LABEL_MODES = frozenset({"RGB", "RGBA"})
 # Label values a palette may produce: what an 8- or 16-bit single-channel label PNG can hold.

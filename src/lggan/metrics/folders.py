@@ -11,6 +11,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from lggan.config import ImageMetricName, choices
+
 from lggan.metrics.classifier_scores import (
     CLASSIFIER_PROTOCOL,
     classification_accuracy,
@@ -48,7 +50,9 @@ from lggan.metrics.places365 import (
 PIXEL_METRIC_NAMES = tuple(PIXEL_METRICS)
 CLASSIFIER_METRIC_NAMES = ("inception_score", "accuracy", "kl")
 DISTRIBUTION_METRIC_NAMES = ("fid", "kid")
-ALL_METRICS = PIXEL_METRIC_NAMES + CLASSIFIER_METRIC_NAMES + DISTRIBUTION_METRIC_NAMES
+ALL_METRICS = choices(ImageMetricName)
+# The registry of each family covers the declared names exactly (tests/test_cli.py checks it too).
+assert set(ALL_METRICS) == set(PIXEL_METRIC_NAMES + CLASSIFIER_METRIC_NAMES + DISTRIBUTION_METRIC_NAMES)
 # The cross-view columns of LGGAN Tables 1-2.
 CROSSVIEW_METRICS = ("accuracy", "inception_score", "ssim", "psnr", "sd", "kl")
 

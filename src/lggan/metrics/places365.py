@@ -10,14 +10,13 @@ import torchvision
 import torchvision.transforms.functional as TF
 from torch import nn
 
+from lggan.images import IMAGENET_MEAN, IMAGENET_STD
 from lggan.metrics.files import load_weights_file, one_line, resolve_weights_file
 
 PLACES365_WEIGHTS_FILE = "alexnet_places365.pth.tar"
 PLACES365_NUM_CLASSES = 365
 RESIZE_SHORTER = 256
 CROP = 224
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
 _SOURCE = "the Places365-CNN AlexNet checkpoint released by the Places365 authors (MIT CSAIL)"
 
 PLACES365_PROTOCOL = {

@@ -19,6 +19,8 @@ from cityscapesscripts.helpers.labels import labels as _CITYSCAPES_LABELS
 from torch import nn
 from tqdm import tqdm
 
+from lggan.config import LabelProtocol, choices
+from lggan.images import IMAGENET_MEAN, IMAGENET_STD
 from lggan.metrics.files import (
     batch_by_shape,
     image_size,
@@ -32,9 +34,7 @@ from lggan.metrics.files import (
 )
 
 IGNORE_INDEX = 255
-LABEL_PROTOCOLS = ("cityscapes", "ade20k", "identity")
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+LABEL_PROTOCOLS = choices(LabelProtocol)
 
 # Cityscapes label id -> train id (19 classes); ids whose train id is 255 or -1 are ignored.
 _CITYSCAPES_MAX_ID = max(label.id for label in _CITYSCAPES_LABELS)
