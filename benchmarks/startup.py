@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> None:
 
     info = machine_info(torch.device("cpu"), 1)
     print(machine_line(info))
-    print(f"| command | min s | median s |\n|---|---:|---:|")
+    print("| command | min s | median s |\n|---|---:|---:|")
     for line in commands():
         times = []
         for _ in range(a.repeats):

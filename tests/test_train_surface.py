@@ -124,13 +124,27 @@ def test_without_the_bar_a_plain_line_per_log_step_with_eta(lines_run):
     cfg, result, text = lines_run
     lines = [line for line in text.splitlines() if line.startswith("iter ")]
     logged = [json.loads(x)["iteration"] for x in (result.run_dir / "log.jsonl").read_text().splitlines()]
-    assert logged == [2, 4, 5]  # every train.log_every, and the last iteration
+    assert logged == [1, 2, 4, 5]  # the first iteration, every train.log_every, and the last
     assert [int(re.match(r"iter (\d+)/5 ", line).group(1)) for line in lines] == logged
     for line in lines:
         pattern = r"iter \d+/5 \(\d+%\) epoch \d+ [\d.]+ img/s D -?[\d.]+ G -?[\d.]+ eta (\d+[hms]\d*[ms]?|\?)"
         assert re.fullmatch(pattern, line), line
-    assert lines[0].startswith("iter 2/5 (40%) epoch 0 ") and lines[-1].startswith("iter 5/5 (100%) epoch 1 ")
+    assert lines[0].startswith("iter 1/5 (20%) epoch 0 ") and lines[-1].startswith("iter 5/5 (100%) epoch 1 ")
     assert lines[-1].endswith("eta 0s")
+
+
+def test_a_heartbeat_record_whatever_log_every_is(city, tmp_path, monkeypatch, capsys):
+    """A record (log.jsonl and a line) at the first iteration and whenever HEARTBEAT_SECONDS have passed since the
+    last, however large train.log_every is; a resumed session starts with a record too."""
+    monkeypatch.setattr(T, "HEARTBEAT_SECONDS", 1e9)
+    run = T.train(tiny_cfg(city, "train.iterations=3", "train.log_every=1000"), tmp_path / "run")
+    assert [json.loads(x)["iteration"] for x in (run.run_dir / "log.jsonl").read_text().splitlines()] == [1, 3]
+    monkeypatch.setattr(T, "HEARTBEAT_SECONDS", 0.0)  # every iteration is a minute after the last record
+    T.train(tiny_cfg(city, "train.iterations=6", "train.log_every=1000"), tmp_path / "run", resume=True)
+    logged = [json.loads(x)["iteration"] for x in (run.run_dir / "log.jsonl").read_text().splitlines()]
+    assert logged == [1, 3, 4, 5, 6]
+    assert [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("iter ")] == \
+        ["1/3", "3/3", "4/6", "5/6", "6/6"]
 
 
 def test_the_bar_spans_the_whole_run_and_replaces_the_lines(city, tmp_path, monkeypatch, capsys):
@@ -339,7 +353,7 @@ def test_plot_draws_loss_and_metric_curves(lines_run, tmp_path, capsys):
     assert main(["plot", str(run)]) == 0
     printed = capsys.readouterr().out
     assert printed.startswith(f"wrote {run / 'curves.png'}: ") and "2 metric panel(s)" in printed
-    assert "iterations 2..5" in printed  # the cut-off last line is skipped
+    assert "iterations 1..5" in printed  # the cut-off last line is skipped
     with Image.open(run / "curves.png") as im:
         assert im.format == "PNG" and im.size[0] > 500
     from lggan.plot import loss_panels, read_log

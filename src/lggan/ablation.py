@@ -637,6 +637,7 @@ def run_study(opts: StudyOptions, command: str = "lggan ablation") -> dict:
 
 def add_ablation_arguments(p: argparse.ArgumentParser) -> None:
     from .config import PRESETS
+    from .progress import add_progress_argument
 
     p.add_argument("--variants", default=",".join(ABLATION_VARIANTS),
                    help=f"comma-separated, of {','.join(ABLATION_VARIANTS)} (paper Table 3, right)")
@@ -668,7 +669,7 @@ def add_ablation_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quick", action="store_true",
                    help="tiny widths, a tiny synthetic city, 2 iterations, 1 seed unless --seeds: checks the "
                         "pipeline in under a minute")
-    p.add_argument("--no-progress", action="store_true")
+    add_progress_argument(p, "; the runs print a line per log step")
 
 
 def ablation_cli(a: argparse.Namespace, argv_text: str) -> None:

@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 from .config import CROSSVIEW_DATASETS, SEMANTIC_DATASETS, InferenceAmpMode, choices, size_arg
+from .progress import add_progress_argument
 
 # `data inspect` also takes the released cross-view datasets by name (same 6/4-panel format as "crossview").
 CROSSVIEW_FORMATS = CROSSVIEW_DATASETS + ("dayton", "cvusa")
@@ -48,7 +49,7 @@ def cmd_synth_city(a: argparse.Namespace) -> None:
         summary = summarize_synth_city(out)
     else:
         summary = generate_synth_city(out, a.num_train, a.num_val, a.size, a.seed, workers=a.workers,
-                                      progress=True, overwrite=a.force)
+                                      progress=not a.no_progress, overwrite=a.force)
     print(format_synth_summary(summary))
     print(format_report(inspect_dataset(out, "cityscapes")))
 
@@ -61,7 +62,7 @@ def cmd_synth_views(a: argparse.Namespace) -> None:
         print(f"{out} already holds synthetic views; not regenerating (pass --force to replace it)")
     else:
         summary = generate_synth_views(out, a.num_train, a.num_test, a.size, a.seed, workers=a.workers,
-                                       progress=True, overwrite=a.force)
+                                       progress=not a.no_progress, overwrite=a.force)
         print(f"generated {a.num_train} train + {a.num_test} test samples in {summary['seconds']:.1f} s")
     print(format_crossview_report(inspect_crossview(out)))
     print(f"\nsynthetic cross-view data (6-panel format) at: {out}")
@@ -71,14 +72,14 @@ def cmd_inspect(a: argparse.Namespace) -> int:
     if a.dataset in CROSSVIEW_FORMATS:
         from .data.crossview import format_crossview_report, inspect_crossview
 
-        report = inspect_crossview(a.path, split=a.split, mask_palette=a.palette)
+        report = inspect_crossview(a.path, split=a.split, mask_palette=a.palette, progress=not a.no_progress)
         print(format_crossview_report(report))
         return 0 if not report.problems else 1
     from .data import format_report, inspect_dataset
 
     report = inspect_dataset(a.path, a.dataset, a.split, a.num_classes, a.dontcare, image_dir=a.image_dir,
                              label_dir=a.label_dir, instance_dir=a.instance_dir, max_pairs=a.max_pairs,
-                             palette=a.palette, progress=True)
+                             palette=a.palette, progress=not a.no_progress)
     print(format_report(report))
     return 0 if report.ok else 1
 
@@ -122,6 +123,8 @@ def _config_from_args(a: argparse.Namespace):
         cfg.data.root = a.data
     shortcuts = [f"{field}={getattr(a, dest)}" for dest, field in TRAIN_SHORTCUTS.items()
                  if getattr(a, dest, None) is not None]
+    if getattr(a, "no_progress", False):
+        shortcuts.append("train.progress=false")
     return apply_overrides(cfg, shortcuts + (a.set or []))
 
 
@@ -163,7 +166,7 @@ def cmd_generate(a: argparse.Namespace) -> None:
     written = generate_folder(a.checkpoint, a.labels, a.out, instances=a.instances,
                               batch_size=a.batch_size, device=a.device, save_branches=a.save_branches,
                               use_ema=not a.no_ema, overwrite=a.overwrite, amp=a.amp, size=a.size,
-                              native=a.native, palette=a.palette)
+                              native=a.native, palette=a.palette, progress=not a.no_progress)
     branches = (" (and I^G, I^L, W_g, W_l of each in global/, local/, weight_global/, weight_local/, and its "
                 "per-class images I^l_i in classes/)")
     if a.native:
@@ -286,6 +289,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=None, help="processes (default: one per 8 images, at most min(cores, 8); 0 or 1: this process)")
     s.add_argument("--force", action="store_true", help="replace an existing synthetic city at --out")
+    add_progress_argument(s)
     s.set_defaults(func=cmd_synth_city)
 
     s = dsub.add_parser("synth-views", help="generate the built-in synthetic cross-view towns (6-panel format)",
@@ -297,6 +301,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--workers", type=int, default=None, help="processes (default: one per 8 images, at most min(cores, 8); 0 or 1: this process)")
     s.add_argument("--force", action="store_true", help="replace existing data at --out")
+    add_progress_argument(s)
     s.set_defaults(func=cmd_synth_views)
 
     s = dsub.add_parser("inspect", help="count pairs, sizes and class frequencies; list every problem found",
@@ -315,6 +320,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "a JSON file; the report says which data.num_classes the palette's ids need. Cross-view: the "
                         "palette of the map panels (default: the release's gray codes for 6-panel files); void pixels "
                         "are reported per colour")
+    add_progress_argument(s)
     s.set_defaults(func=cmd_inspect)
 
     from .config import PRESETS
@@ -339,6 +345,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--print-config", action="store_true",
                    help="print the resolved config as JSON and exit without training")
     t.add_argument("--resume", action="store_true", help="continue from the newest good checkpoint in --out")
+    add_progress_argument(t, "; shortcut for --set train.progress=false (a line per log step remains)")
     t.set_defaults(func=cmd_train)
 
     s = sub.add_parser("plot", help="draw a run's loss and metric curves (log.jsonl) into a PNG",
@@ -390,6 +397,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--overwrite", action="store_true",
                    help="replace files that already exist in --out (default: refuse, listing them)")
     add_threads_argument(g)
+    add_progress_argument(g)
     g.set_defaults(func=cmd_generate)
 
     from .config import UPSAMPLINGS

@@ -13,11 +13,14 @@ import json
 import math
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .io import atomic_write_text, check_outputs
+
+if TYPE_CHECKING:  # annotations only: the parser (add_*_arguments) must not import torch
+    import torch
 
 # The folders `evaluate --checkpoint` writes in its work folder; the manifest lists every file it wrote there, so
 # a later run deletes exactly those (and nothing a person put there) before writing its own.
@@ -175,14 +178,14 @@ def _generate_images(synth, task, dataset, work: Path, batch_size: int, limit: i
     The manifest is updated before each batch is written, so it covers every file even if the run is killed.
     Returns the file names, in dataset order.
     """
-    from tqdm import tqdm
-
+    from .progress import progress_bar
     from .viz import save_png, tensor_to_uint8
 
     names, batches = task.eval_batches(dataset, batch_size, limit)
     _clear_work_dir(work)
     written: list[str] = []
-    for batch in tqdm(batches, total=math.ceil(len(names) / batch_size), desc="generating", disable=not progress):
+    for batch in progress_bar(batches, total=math.ceil(len(names) / batch_size), desc="generating", unit="batch",
+                              enabled=progress):
         subs = WORK_SUBFOLDERS if batch.label_maps is not None else WORK_SUBFOLDERS[:2]
         written += [f"{sub}/{name}" for name in batch.names for sub in subs]
         _write_manifest(work, written)
@@ -245,7 +248,8 @@ def _save_prediction_strips(work: Path, names: list[str], segmenter, palette: np
     """
     import torch
     import torch.nn.functional as F
-    from tqdm import tqdm
+
+    from .progress import progress_bar
 
     from .metrics.files import batch_by_shape, load_image_uint8, load_label_map, resize_image, uint8_to_unit
     from .viz import save_png
@@ -262,8 +266,9 @@ def _save_prediction_strips(work: Path, names: list[str], segmenter, palette: np
                 label = F.interpolate(label[None, None].double(), size=size, mode="nearest-exact")[0, 0].long()
             yield resize_image(image, size), label, torch.tensor(k)
 
-    for images, labels, index in tqdm(batch_by_shape(samples(), batch_size), desc="prediction strips",
-                                      total=math.ceil(len(names) / batch_size), disable=not progress, leave=False):
+    strips = progress_bar(batch_by_shape(samples(), batch_size), desc="prediction strips", unit="batch",
+                          total=math.ceil(len(names) / batch_size), enabled=progress, leave=False)
+    for images, labels, index in strips:
         predicted = segmenter.predict(images).cpu()
         for j, k in enumerate(index.tolist()):
             save_png(prediction_strip(labels[j], images[j], predicted[j], palette, colours),
@@ -456,6 +461,7 @@ def evaluate_cli(args: argparse.Namespace) -> None:
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     from .config import SEMANTIC_DATASETS, ImageMetricName, InferenceAmpMode, LabelProtocol, TaskName, choices, size_arg
     from .images import IMAGENET_MEAN, IMAGENET_STD
+    from .progress import add_progress_argument
 
     src = p.add_argument_group("what to score")
     src.add_argument("--checkpoint", help="run folder / checkpoint / converted .safetensors: generate, then score")
@@ -502,7 +508,7 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
                    help="with --checkpoint and miou: also write, per image, a strip colour label map | generated "
                         "image | the segmenter's prediction on it (train ids, coloured like their label class) into "
                         "WORK_DIR/predictions/")
-    o.add_argument("--no-progress", action="store_true")
+    add_progress_argument(o)
     add_threads_argument(o)
 
 
@@ -533,7 +539,8 @@ def train_segmenter_cli(args: argparse.Namespace) -> None:
     apply_threads(getattr(args, "threads", 0))
     summary = train_segmenter_for(args.dataset, args.data, args.out, args.size, args.iterations, args.batch_size,
                                   args.width, resolve_device(args.device), lr=args.lr, seed=args.seed,
-                                  num_classes=args.num_classes, dontcare=args.dontcare)
+                                  num_classes=args.num_classes, dontcare=args.dontcare,
+                                  progress=not args.no_progress)
     print(json.dumps({k: v for k, v in summary.items() if not isinstance(v, (list, dict))}, indent=2))
     print(f"segmenter written to {args.out}; use it with `lggan evaluate --segmenter {args.out}`")
 
@@ -555,3 +562,6 @@ def add_train_segmenter_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     add_threads_argument(p)
+    from .progress import add_progress_argument
+
+    add_progress_argument(p)

@@ -533,9 +533,9 @@ def generate_folder(checkpoint: str | os.PathLike, labels: str | os.PathLike, ou
     written: dict[int, Path] = {}
     bar = None
     if progress:
-        from tqdm import tqdm
+        from .progress import progress_bar
 
-        bar = tqdm(total=len(items), desc="generate", unit="img")
+        bar = progress_bar(total=len(items), desc="generate", unit="img")
     try:
         for group in groups.values():
             for start in range(0, len(group), batch_size):

@@ -19,7 +19,6 @@ import datetime
 import json
 import os
 import signal
-import sys
 import time
 import warnings
 from dataclasses import dataclass, field
@@ -35,6 +34,7 @@ from . import checkpoint as ckpt
 from . import precision
 from .config import Config, architecture_changes, config_changes, missing_fields, validate
 from .io import RunLock, append_jsonl, atomic_write_text, one_line
+from .progress import HEARTBEAT_SECONDS, stderr_is_terminal
 from .tasks import Prepared, Task, make_task, outputs_for_adversarial
 from .train_eval import TrainingEvaluator, eval_record
 from .viz import make_grid, save_png
@@ -968,12 +968,7 @@ def progress_bar_wanted(progress: bool) -> bool:
     Otherwise (train.progress=false, or stderr redirected to a file or pipe, as in cluster jobs) rank 0 prints one
     plain line per log step to stdout instead.
     """
-    if not progress:
-        return False
-    try:
-        return sys.stderr.isatty()
-    except (AttributeError, ValueError):  # a replaced or closed stream
-        return False
+    return progress and stderr_is_terminal()
 
 
 def format_duration(seconds: float) -> str:
@@ -988,7 +983,8 @@ def format_duration(seconds: float) -> str:
 
 class Progress:
     """Rank 0's progress report over the whole run: one tqdm bar (iterations/total, ETA, img/s, D and G losses), or,
-    when the bar is off (`progress_bar_wanted`), a plain line per log step:
+    when the bar is off (`progress_bar_wanted`), a plain line per log record (every train.log_every iterations, the
+    session's first, the last, and at least one a minute):
 
         iter 120/375 (32%) epoch 0 4.1 img/s D 1.234 G 4.567 eta 3m10s
     """
@@ -1075,6 +1071,7 @@ class LoopStats:
     images_seen: int = 0
     images_per_second: float = 0.0  # smoothed, for the progress bar and log
     started: float = field(default_factory=time.time)
+    last_record: float | None = None  # time.time() of this session's last log record; None before the first
 
 
 def train_iteration(run: TrainRun, batch: Any, epoch: int, stats: LoopStats) -> dict[str, Any] | None:
@@ -1100,7 +1097,12 @@ def train_iteration(run: TrainRun, batch: Any, epoch: int, stats: LoopStats) -> 
     stats.images_seen += step_images
     rate = step_images / max(time.time() - t0, 1e-9)
     stats.images_per_second = 0.9 * stats.images_per_second + 0.1 * rate if stats.images_per_second else rate
-    if run.iteration % tc.log_every == 0 or run.iteration == run.total:
+    # A record every log_every iterations, at the last, at a session's first (a run shows at once that it trains) and
+    # at least every HEARTBEAT_SECONDS whatever log_every is (a slow run is never silent for long).
+    now = time.time()
+    if (run.iteration % tc.log_every == 0 or run.iteration == run.total or stats.last_record is None
+            or now - stats.last_record >= HEARTBEAT_SECONDS):
+        stats.last_record = now
         return _log_record(run, epoch, lr_scale, stats.images_per_second, d_loss, g_loss, {**d_terms, **g_terms})
     return None
 

@@ -889,9 +889,9 @@ def inspect_crossview(
 
     iterator: Any = files
     if progress:
-        from tqdm import tqdm
+        from ..progress import progress_bar
 
-        iterator = tqdm(files, desc="inspect", unit="file")
+        iterator = progress_bar(files, desc="inspect", unit="file")
     sizes: Counter[int] = Counter()
     formats: Counter[str] = Counter()
     matched: Counter[str] = Counter()

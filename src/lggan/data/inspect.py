@@ -11,7 +11,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from tqdm import tqdm
+
+from ..progress import progress_bar
 
 from .ade20k import ade20k_label_spec
 from .cityscapes import cityscapes_label_spec
@@ -230,7 +231,7 @@ def _scan_pairs(pairs: list[SamplePaths], spec: LabelSpec | None, report: SplitR
     raw_counts = np.zeros(256, np.int64)
     min_w = min_h = None
     max_w = max_h = 0
-    for pair in tqdm(pairs, desc=f"inspect {report.split}", unit="pair", disable=not progress):
+    for pair in progress_bar(pairs, desc=f"inspect {report.split}", unit="pair", enabled=progress):
         image = label = instance = None
         try:
             image = load_image(pair.image)

@@ -32,9 +32,9 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, NamedTuple, TypeVar
 
-from tqdm import tqdm
 
 from ..io import replace_folder
+from ..progress import progress_bar
 
 J = TypeVar("J")
 R = TypeVar("R")
@@ -104,12 +104,12 @@ def run_jobs(
     Args:
         fn: a module-level function (pickled by name for the workers).
         workers: processes to use; ``None``: :func:`default_workers`; ``0`` or ``1``: this process.
-        progress: show a tqdm bar counting finished jobs.
+        progress: show a bar counting finished jobs (lines off a terminal: lggan.progress).
     """
     check_workers(workers)
     jobs = list(jobs)
     count = default_workers(len(jobs)) if workers is None else min(max(workers, 1), max(len(jobs), 1))
-    with tqdm(total=len(jobs), desc=desc, unit=unit, disable=not progress) as bar:
+    with progress_bar(total=len(jobs), desc=desc, unit=unit, enabled=progress) as bar:
         if count == 1:
             results = []
             for job in jobs:
@@ -119,7 +119,7 @@ def run_jobs(
         return _run_in_pool(fn, jobs, count, bar)
 
 
-def _run_in_pool(fn: Callable[[J], R], jobs: Sequence[J], workers: int, bar: tqdm) -> list[R]:
+def _run_in_pool(fn: Callable[[J], R], jobs: Sequence[J], workers: int, bar: Any) -> list[R]:
     pool = ProcessPoolExecutor(max_workers=workers, mp_context=worker_context(), initializer=_ignore_sigint)
     results = []
     try:

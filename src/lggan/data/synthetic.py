@@ -883,7 +883,7 @@ def generate_synth_city(
         out_dir: destination; must not exist or be empty unless ``overwrite``.
         size: ``(width, height)`` of every image.
         workers: processes to use (``None``: :func:`lggan.data.storage.default_workers`; 0 or 1: this process).
-        progress: show a tqdm progress bar.
+        progress: show a progress bar (lines off a terminal: lggan.progress).
         overwrite: replace an existing ``out_dir``.
     """
     size = _check_counts(num_train, num_val, size, seed)

@@ -11,8 +11,8 @@ import numpy as np
 import scipy.linalg
 import torch
 from torch import nn
-from tqdm import tqdm
 
+from lggan.progress import progress_bar
 from lggan.metrics.files import (
     batch_by_shape,
     list_images,
@@ -138,7 +138,7 @@ def folder_features(
 ) -> np.ndarray:
     """Features [N,D] of image files, loaded as uint8 in batches."""
     batches = (batch for (batch,) in batch_by_shape(((load_image_uint8(p),) for p in paths), batch_size))
-    return extract_features(tqdm(batches, desc=desc, disable=not progress, leave=False), extractor)
+    return extract_features(progress_bar(batches, desc=desc, unit="batch", enabled=progress, leave=False), extractor)
 
 
 def feature_statistics(features: np.ndarray, name: str = "features") -> tuple[np.ndarray, np.ndarray]:

@@ -9,7 +9,6 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import torch
 from torch import nn
-from tqdm import tqdm
 
 from lggan.config import ImageMetricName, choices
 
@@ -46,6 +45,7 @@ from lggan.metrics.places365 import (
     places365_probs,
     resolve_places365_weights,
 )
+from lggan.progress import progress_bar
 
 PIXEL_METRIC_NAMES = tuple(PIXEL_METRICS)
 CLASSIFIER_METRIC_NAMES = ("inception_score", "accuracy", "kl")
@@ -149,7 +149,7 @@ def score_image_folders(
     probs: dict[str, list[torch.Tensor]] = {"generated": [], "real": []}
     features: dict[str, list[np.ndarray]] = {"generated": [], "real": []}
     loaded = (_load_pair(gen_path, real_path, resize_real, size) for gen_path, real_path in pairs)
-    for gen_u8, real_u8 in tqdm(batch_by_shape(loaded, batch_size), desc="scoring", disable=not progress, leave=False):
+    for gen_u8, real_u8 in progress_bar(batch_by_shape(loaded, batch_size), desc="scoring", unit="batch", enabled=progress, leave=False):
         gen, real = uint8_to_unit(gen_u8), uint8_to_unit(real_u8)
         for name in pixel:
             per_image[name].append(PIXEL_METRICS[name](gen, real))

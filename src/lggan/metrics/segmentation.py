@@ -17,7 +17,6 @@ import torch
 import torch.nn.functional as F
 from cityscapesscripts.helpers.labels import labels as _CITYSCAPES_LABELS
 from torch import nn
-from tqdm import tqdm
 
 from lggan.config import LabelProtocol, choices
 from lggan.images import IMAGENET_MEAN, IMAGENET_STD
@@ -32,6 +31,7 @@ from lggan.metrics.files import (
     resize_image,
     uint8_to_unit,
 )
+from lggan.progress import progress_bar
 
 IGNORE_INDEX = 255
 LABEL_PROTOCOLS = choices(LabelProtocol)
@@ -362,7 +362,7 @@ def segmentation_scores_from_folders(
     total_pixels = 0
     samples = _eval_pairs(pairs, eval_size, lambda raw: map_labels(raw, protocol, num_classes, ignore), label_sizes)
     batches = batch_by_shape(samples, batch_size)
-    for images, target in tqdm(batches, desc="segmenting", disable=not progress, leave=False):
+    for images, target in progress_bar(batches, desc="segmenting", unit="batch", enabled=progress, leave=False):
         confusion += confusion_matrix(segmenter.predict(images).cpu(), target, num_classes)
         total_pixels += target.numel()
     result = segmentation_summary(confusion, total_pixels, segmenter.class_names)

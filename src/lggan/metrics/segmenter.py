@@ -20,10 +20,10 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 from torch import nn
 from torch.utils.data import DataLoader, Dataset
-from tqdm import tqdm
 
 from lggan.io import atomic_write_bytes
 from lggan.metrics.files import one_line
+from lggan.progress import progress_bar
 from lggan.metrics.segmentation import (
     IGNORE_INDEX,
     LABEL_PROTOCOL_TEXT,
@@ -302,7 +302,7 @@ def train_segmenter(
     correct = counted = 0
     loss_value = float("nan")
     start = time.perf_counter()
-    bar = tqdm(range(iterations), desc="training segmenter", disable=not progress)
+    bar = progress_bar(range(iterations), desc="training segmenter", enabled=progress)
     for it in bar:
         batch = next(batches)
         labels = map_labels(batch["label"], label_protocol, num_classes, ignore_index)

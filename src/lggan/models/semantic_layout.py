@@ -304,7 +304,7 @@ def spade_tables(L: LayoutAt, shared_weight: torch.Tensor, shared_bias: torch.Te
     over its 9 neighbours' activation rows (one GEMM). The fill reads each pixel's row.
     """
     w5 = L.windows(5, 1, 2, "zeros")
-    K, hidden = L.num_keys, shared_weight.shape[0]
+    K = L.num_keys
     act_index, patterns3 = _activation_rows(w5, K)
     with _tables_precision(L.keys.device.type):
         return _spade_tables(L, w5, act_index, patterns3, shared_weight, shared_bias, weight, bias)
