@@ -191,6 +191,32 @@ def test_two_process_gloo_ddp_ends_with_identical_weights(city, tmp_path):
         torch.testing.assert_close(saved.generator[k], w0[k].float() if w0[k].is_floating_point() else w0[k])
 
 
+def _ddp_cli_worker(rank, world, port, config_file, out):
+    import contextlib
+
+    from lggan.cli import main
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    with open(Path(out).parent / f"stdout{rank}.txt", "w") as f, contextlib.redirect_stdout(f):
+        assert main(["train", "--config", config_file, "--out", out]) == 0
+
+
+def test_under_torchrun_only_rank_0_reports(city, tmp_path):
+    """`lggan train` in two processes: rank 0 prints the banner, the lines and the end-of-run summary; rank 1 nothing."""
+    import json
+
+    import torch.multiprocessing as mp
+
+    config = tmp_path / "config.json"
+    config.write_text(json.dumps(tiny_cfg(city, "train.iterations=2").to_dict()))
+    mp.spawn(_ddp_cli_worker, args=(2, _free_port(), str(config), str(tmp_path / "run")), nprocs=2, join=True)
+    rank0, rank1 = ((tmp_path / f"stdout{r}.txt").read_text() for r in (0, 1))
+    assert "finished 2 iterations" in rank0 and "last checkpoint: " in rank0 and "iter 2/2" in rank0
+    assert rank1 == ""
+
+
 def test_generate_writes_one_image_per_label_map_with_its_size(city, tmp_path):
     from lggan import load_generator
     from lggan.generate import generate_folder

@@ -141,6 +141,8 @@ def cmd_train(a: argparse.Namespace) -> int:
     result = train(cfg, out, resume=a.resume)
     if result.stopped_by == "signal":
         return 128 + int(result.signal or 2)  # the shell convention for "stopped by signal N"
+    if not result.is_main:  # under torchrun only rank 0 reports (the others hold no checkpoint path)
+        return 0
     if result.stopped_by == "time budget":
         print(f"stopped at the time budget (train.max_seconds={cfg.train.max_seconds:g})")
     print(f"finished {result.iteration} iterations: {result.images_per_second:.2f} img/s, peak memory "

@@ -355,6 +355,7 @@ class TrainResult:
     generator: nn.Module  # the trained G (unwrapped from DDP)
     signal: int | None = None  # the signal that stopped the run, if any
     train_seconds: float = 0.0  # training time of the whole run, across resumes (evaluation excluded)
+    is_main: bool = True  # rank 0 (or the only process): the one that reports; torchrun's other ranks stay quiet
 
 
 def _peak_memory_mb(device: torch.device) -> float:
@@ -1196,7 +1197,7 @@ def train(cfg: Config, out_dir: str | os.PathLike, data_root: str | None = None,
     elapsed = time.time() - stats.started
     result = TrainResult(run.run_dir, run.iteration, stats.stopped_by, run.last_ckpt,
                          stats.images_seen / max(elapsed, 1e-9), _peak_memory_mb(run.device), unwrap(run.G),
-                         stop.signal, run.train_seconds)
+                         stop.signal, run.train_seconds, run.dist.is_main)
     if run.dist.is_main and stats.stopped_by == "signal":
         print(f"stopped by signal {stop.signal}: checkpoint saved at iteration {run.iteration} ({run.last_ckpt}); "
               f"continue with --resume", flush=True)
