@@ -141,7 +141,7 @@ def _sync(device: torch.device) -> None:
 def timed_call(synth, label, instance, device: torch.device) -> tuple[float, torch.Tensor]:
     _sync(device)
     t0 = time.perf_counter()
-    out = synth(label, instance)
+    out = synth(label, instance, native=True)  # at the benchmark size, not the training size
     _sync(device)
     return time.perf_counter() - t0, out.image
 

@@ -615,7 +615,7 @@ def test_convert_crossview_file_and_load_generator(tmp_path, small_crossview):
     assert isinstance(synth.generator, CrossViewGenerator) and synth.task == "crossview"
     x, label, M = crossview_inputs(2, 32, 32, dtype=torch.float32)
     ref = official_crossview_forward(official, x, M)
-    got = synth(label, aerial=x)  # masks built from the label map (255 = void)
+    got = synth(label, aerial=x, native=True)  # at 32x32, not the preset's 256x256; masks from the label (255 void)
     for name in ("image", "image_global", "image_local"):
         torch.testing.assert_close(getattr(got, name), ref[name], rtol=1e-4, atol=1e-5, msg=name)
 

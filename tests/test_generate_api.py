@@ -365,9 +365,15 @@ def test_call_accepts_tensors_arrays_and_pil_images_alike(semantic_model: Path) 
     # Instances change the edges: a different instance map gives a different image.
     inst = Image.fromarray((np.arange(32 * 64).reshape(32, 64) // 100).astype(np.uint16))
     assert not torch.equal(synth(ids.astype(np.int64), inst).image, ref.image)
-    # Resizing on the way in, as `lggan generate` does.
+    # Resizing on the way in, as `lggan generate` does: by default to the training size, as `lggan generate`.
     big = np.repeat(np.repeat(ids, 2, 0), 2, 1)
     torch.testing.assert_close(synth(Image.fromarray(big), size=(64, 32)).image, ref.image, rtol=0, atol=0)
+    torch.testing.assert_close(synth(Image.fromarray(big)).image, ref.image, rtol=0, atol=0)
+    native = synth(big.astype(np.int64), native=True)
+    assert native.image.shape == (1, 3, 64, 128) and not torch.allclose(native.image[..., ::2, ::2], ref.image)
+    assert synth(ids.astype(np.int64), size=(128, 64)).image.shape == (1, 3, 64, 128)
+    with pytest.raises(ValueError, match=r"size=\(64, 32\) and native=True: give one"):
+        synth(ids.astype(np.int64), size=(64, 32), native=True)
     with pytest.raises(ValueError, match="label: PIL mode RGB: a colour label image needs a palette"):
         synth(Image.fromarray(CITY_PALETTE[ids]))
     assert synth.training_size == (64, 32)

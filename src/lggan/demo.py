@@ -444,7 +444,7 @@ def synthesize(model: DemoModel, ids: np.ndarray) -> DemoResult:
     instance = label if model.synth.cfg.data.use_instance else None  # the label regions delimit the instances
     with model.lock:
         start = time.perf_counter()
-        out = model.synth(label, instance)
+        out = model.synth(label, instance, native=True)  # at the demo's size
         seconds = time.perf_counter() - start
         class_images: dict[int, np.ndarray] = {}
         captions: dict[int, str] = {}

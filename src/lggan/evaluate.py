@@ -189,7 +189,7 @@ def _generate_images(synth, task, dataset, work: Path, batch_size: int, limit: i
         subs = WORK_SUBFOLDERS if batch.label_maps is not None else WORK_SUBFOLDERS[:2]
         written += [f"{sub}/{name}" for name in batch.names for sub in subs]
         _write_manifest(work, written)
-        res = synth(batch.label, batch.instance, batch.aerial)
+        res = synth(batch.label, batch.instance, batch.aerial, native=True)  # the split's evaluation size
         for j, name in enumerate(batch.names):
             save_png(tensor_to_uint8(res.image[j]), work / "generated" / name)
             save_png(tensor_to_uint8(batch.real[j]), work / "real" / name)

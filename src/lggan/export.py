@@ -192,7 +192,7 @@ def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt:
     except ValueError as e:
         raise ValueError(f"--size {size[0]}x{size[1]}: {e}") from None
     with torch.no_grad():
-        reference = synth(*call).image
+        reference = synth(*call, native=True).image  # at the export size
         names = module.input_names()
         if fmt == "torchscript":
             with warnings.catch_warnings():
