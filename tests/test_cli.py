@@ -112,3 +112,18 @@ def test_declared_metric_names_are_the_registered_ones():
     assert sorted(LABEL_PROTOCOL_TEXT) == sorted(choices(LabelProtocol))
     assert LABEL_PALETTE_NAMES == choices(LabelPaletteName)
     assert [builtin_label_palette(n).name for n in LABEL_PALETTE_NAMES] == list(LABEL_PALETTE_NAMES)
+
+
+def test_print_config_notes_a_spade_width_that_does_not_follow_ngf(capsys):
+    import json
+
+    assert main(["train", "--print-config", "--set", "model.ngf=8"]) == 0
+    captured = capsys.readouterr()
+    assert json.loads(captured.out)["model"]["spade_hidden"] == 32  # the synth preset's, unchanged
+    assert captured.err.strip() == ("note: model.ngf=8 (preset synth: 16) leaves model.spade_hidden at 32, a width "
+                                    "of its own (the release keeps 128 whatever ngf is); scale it with --set "
+                                    "model.spade_hidden=N")
+    assert main(["train", "--print-config", "--set", "model.ngf=8", "--set", "model.spade_hidden=16"]) == 0
+    assert capsys.readouterr().err == ""
+    assert main(["train", "--print-config", "--preset", "synth-views", "--set", "model.ngf=8"]) == 0  # no SPADE
+    assert capsys.readouterr().err == ""

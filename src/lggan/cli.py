@@ -133,7 +133,11 @@ def cmd_train(a: argparse.Namespace) -> int:
 
     cfg = _config_from_args(a)
     if getattr(a, "print_config", False):
+        from .tasks import make_task
+
         print(json.dumps(cfg.to_dict(), indent=2))
+        for note in make_task(cfg).config_notes():  # on stderr: stdout stays the JSON
+            print(f"note: {note}", file=sys.stderr)
         return 0
     from .train import train
 

@@ -194,6 +194,10 @@ class Task(abc.ABC):
     def d_names(self) -> list[str]:
         """Names of the discriminators (keys of `Prepared.conditions`)."""
 
+    def config_notes(self) -> list[str]:
+        """What a user may not expect of this config (printed by --print-config and the banner); none by default."""
+        return []
+
     # -- training --------------------------------------------------------------------------------------------------
     @abc.abstractmethod
     def build_datasets(self, with_val: bool = True) -> tuple[Any, Any]:
@@ -421,6 +425,21 @@ class SemanticTask(Task):
     @cached_property
     def palette(self) -> np.ndarray:
         return self.label_spec.palette
+
+    def config_notes(self) -> list[str]:
+        from .config import get_preset
+
+        m = self.cfg.model
+        try:
+            base = get_preset(self.cfg.preset).model
+        except ValueError:  # a config of no preset
+            return []
+        if m.ngf != base.ngf and m.spade_hidden == base.spade_hidden:
+            # SPADE's hidden width is its own option (nhidden = 128 in the release whatever ngf is).
+            return [f"model.ngf={m.ngf} (preset {self.cfg.preset}: {base.ngf}) leaves model.spade_hidden at "
+                    f"{m.spade_hidden}, a width of its own (the release keeps 128 whatever ngf is); scale it with "
+                    f"--set model.spade_hidden=N"]
+        return []
 
     @cached_property
     def class_names(self) -> list[str]:

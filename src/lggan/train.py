@@ -931,13 +931,18 @@ def _fmt_count(n: int) -> str:
     return f"{n:,}"
 
 
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}" + ("" if n == 1 else "s")
+
+
 def banner_lines(run: TrainRun) -> list[str]:
     """The start-up banner (rank 0): device and precision, parameter counts, data sizes, schedule, run folder."""
     tc, di = run.cfg.train, run.dist
     g_parts = generator_parameter_counts(run.G)
     d_parts = {name: parameter_count(D) for name, D in run.Ds.items()}
     ipe = run.data.iters_per_epoch
-    epochs = f"{run.total / ipe:.3g} epochs" if ipe else "no full batch in an epoch"
+    share = f"{run.total / ipe:.3g}" if ipe else ""
+    epochs = (f"{share} epoch" + ("" if share == "1" else "s")) if ipe else "no full batch in an epoch"
     per_rank = (f" ({tc.batch_size // di.world_size} per process x {di.world_size} processes)"
                 if di.world_size > 1 else "")
     val = f"{run.num_val} val images" if run.num_val is not None else "no val split (samples from training images)"
@@ -953,12 +958,13 @@ def banner_lines(run: TrainRun) -> list[str]:
         f"  discrim.:   D {_fmt_count(parameter_count(run.Ds))} parameters ("
         + " | ".join(f"{k} {_fmt_count(v)}" for k, v in d_parts.items()) + ")",
         f"  data:       {dc.dataset}{where}: {run.num_train} train images, {val}",
-        f"  schedule:   batch {tc.batch_size}{per_rank}, {ipe} iterations per epoch, {run.total} iterations in "
-        f"total ({epochs})" + (f", from iteration {run.iteration}" if run.iteration else "")
+        f"  schedule:   batch {tc.batch_size}{per_rank}, {_plural(ipe, 'iteration')} per epoch, "
+        f"{_plural(run.total, 'iteration')} in total ({epochs})" + (f", from iteration {run.iteration}" if run.iteration else "")
         + (f", at most {tc.max_seconds:g} s" if tc.max_seconds is not None else ""),
         f"  every:      log {tc.log_every}, samples {tc.sample_every}, checkpoint {tc.checkpoint_every} iterations"
         + (f", eval {tc.eval_every}" if tc.eval_every else "")
         + f" (progress: {'bar' if progress_bar_wanted(tc.progress) else 'a line per log step'})",
+        *(f"  note:       {note}" for note in run.task.config_notes()),
     ]
     return lines
 
