@@ -33,9 +33,10 @@ def tiny_cfg(root, *extra):
     return cfg
 
 
-def test_crossview_training_reduces_the_l1_losses_and_uses_both_discriminators(towns, tmp_path):
+def test_crossview_training_reduces_the_l1_losses_and_uses_both_discriminators(towns, tmp_path, capsys):
     cfg = tiny_cfg(towns, "train.iterations=40", "train.lr_g=2e-3", "train.lr_d=2e-3")
     train(cfg, tmp_path / "run")
+    assert "4 train images, 2 test images" in capsys.readouterr().out  # the held-out split by its name
     log = [json.loads(line) for line in (tmp_path / "run" / "log.jsonl").read_text().splitlines()]
     for key in ("G_l1_C", "G_local_l1"):
         first = np.mean([r[key] for r in log[:5]])

@@ -945,7 +945,9 @@ def banner_lines(run: TrainRun) -> list[str]:
     epochs = (f"{share} epoch" + ("" if share == "1" else "s")) if ipe else "no full batch in an epoch"
     per_rank = (f" ({tc.batch_size // di.world_size} per process x {di.world_size} processes)"
                 if di.world_size > 1 else "")
-    val = f"{run.num_val} val images" if run.num_val is not None else "no val split (samples from training images)"
+    split = run.task.default_split()  # the held-out split: val (semantic), test (cross-view: the release has no val)
+    val = (f"{run.num_val} {split} images" if run.num_val is not None
+           else f"no {split} split (samples from training images)")
     dc = run.cfg.data
     where = f" at {run.task.data_root}" if getattr(run.task, "data_root", None) else ""
     device = run.plan.line().removeprefix("device ") if run.plan is not None else str(run.device)
