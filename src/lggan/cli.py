@@ -440,8 +440,10 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--overwrite", action="store_true", help="replace OUTPUT if it exists")
     x.set_defaults(func=cmd_export)
 
-    # The formats are spelled out here; lggan.export.EXPORT_FORMATS checks the same values.
-    x = sub.add_parser("export", help="write a generator as TorchScript or ONNX for inference (class ids in, I^C out)",
+    from .config import ExportFormat
+
+    x = sub.add_parser("export", help="write a generator as TorchScript, ONNX or a torch.export program for inference "
+                                      "(class ids in, I^C out)",
                        formatter_class=_Formatter, parents=[common],
                        description="The exported graph takes class ids (label int64 [B,H,W], plus instance ids for\n"
                                    "models with instance edges; cross-view: aerial float [B,6,H,W] and label) and\n"
@@ -449,10 +451,12 @@ def build_parser() -> argparse.ArgumentParser:
                                    "Its local branch runs the dense per-class path, equal to the sparse one.\n"
                                    "OUTPUT.json (e.g. G.onnx.json) describes the inputs.")
     x.add_argument("checkpoint", help="run folder, checkpoint or generator folder, or .safetensors file")
-    x.add_argument("output", help="output file (.pt for TorchScript, .onnx); OUTPUT.json is written beside it")
-    x.add_argument("--format", choices=["torchscript", "onnx"], default="torchscript",
-                   help="torchscript: torch.jit.trace, load with torch.jit.load; onnx: torch.onnx.export (needs the "
-                        "onnx package: pip install -e \".[export]\")")
+    x.add_argument("output", help="output file (.pt for TorchScript, .onnx, .pt2 for torch.export); OUTPUT.json is "
+                                  "written beside it")
+    x.add_argument("--format", choices=choices(ExportFormat), default="torchscript",
+                   help="torchscript: torch.jit.trace, load with torch.jit.load (deprecated by torch); onnx: "
+                        "torch.onnx.export (needs the onnx package: pip install -e \".[export]\"); export: "
+                        "torch.export, load with torch.export.load(PATH).module()")
     x.add_argument("--size", type=size_arg, default=None, metavar="WxH",
                    help="the size the graph runs at (default: the model's training size)")
     x.add_argument("--no-ema", action="store_true", help="use the raw generator even if an EMA copy exists")

@@ -37,6 +37,8 @@ Recipe = Literal["release", "paper", "custom"]
 LrSchedule = Literal["linear", "spade", "pix2pix"]
 StepOrder = Literal["d_then_g", "g_then_d", "one_forward"]
 CropMode = Literal["center", "random"]
+# `lggan export --format`: torch.jit.trace (.pt), torch.onnx.export (.onnx), torch.export (.pt2).
+ExportFormat = Literal["torchscript", "onnx", "export"]
 LabelPaletteName = Literal["cityscapes", "ade20k", "coco-stuff"]  # built-in colour -> label id palettes
 # `lggan evaluate --metrics` (besides miou): pixel (Tables 1-2), AlexNet-Places365 (Tables 1-2), Inception (Table 3).
 ImageMetricName = Literal["ssim", "psnr", "sd", "ssim_standard", "psnr_standard", "inception_score", "accuracy", "kl",

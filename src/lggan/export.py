@@ -28,9 +28,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .config import ExportFormat, choices
 from .io import atomic_write, check_outputs
 
-EXPORT_FORMATS = ("torchscript", "onnx")
+EXPORT_FORMATS = choices(ExportFormat)
 ONNX_OPSET = 18
 
 
@@ -165,9 +166,9 @@ def _require_onnx() -> None:
 def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt: str = "torchscript",
                      size: tuple[int, int] | None = None, use_ema: bool = True, overwrite: bool = False
                      ) -> dict[str, Any]:
-    """Writes the generator of `checkpoint` (anything `load_generator` takes) as TorchScript (torch.jit.trace) or
-    ONNX (torch.onnx.export, needs the onnx package) to `out`, plus OUT.json (e.g. G.onnx.json) describing its
-    inputs and output.
+    """Writes the generator of `checkpoint` (anything `load_generator` takes) as TorchScript (torch.jit.trace), ONNX
+    (torch.onnx.export, needs the onnx package) or a torch.export program (.pt2, torch.export.load) to `out`, plus
+    OUT.json (e.g. G.onnx.json) describing its inputs and output.
 
     size: (width, height) the graph is traced at (default: the model's training size). Returns that description.
     Before writing, the traced module is run once and compared with the sparse path (`Synthesizer`) on random ids.
@@ -201,6 +202,11 @@ def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt:
                 traced = torch.jit.trace(module, inputs, check_trace=False)
                 got = traced(*inputs)
                 atomic_write(out, lambda tmp: torch.jit.save(traced, tmp))
+        elif fmt == "export":
+            # A torch.export program (.pt2): the successor of TorchScript, loaded with torch.export.load.
+            program = torch.export.export(module, inputs, strict=False)
+            atomic_write(out, lambda tmp: torch.export.save(program, tmp))
+            got = torch.export.load(str(out)).module()(*inputs)
         else:
             with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                 warnings.simplefilter("ignore")  # the exporter's progress lines and notices
