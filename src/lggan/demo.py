@@ -54,6 +54,9 @@ MAX_DATA_URL_CHARS = 64 * 1024 * 1024
 MAX_QUEUED_REQUESTS = 16
 # How many generations' download files are kept on disk (older ones are deleted).
 KEEP_DOWNLOADS = 32
+# Label maps of the model's held-out split offered to start from (besides the built-in street scene).
+NUM_EXAMPLES = 6
+BUILT_IN_EXAMPLE = "street (built-in)"
 _MAX_LISTED = 10
 
 
@@ -228,6 +231,32 @@ def starting_map(names: list[str], size: tuple[int, int]) -> np.ndarray:
         ids[top:bottom] = index[name]
         top = bottom
     return ids
+
+
+def example_maps(model: DemoModel, limit: int = NUM_EXAMPLES) -> dict[str, np.ndarray]:
+    """Label maps to start from, name -> class ids [H,W] at the canvas size: the built-in street scene, then the
+    first `limit` maps of the model's held-out split where its data is on this machine (the built-in city only when
+    it is already generated: the demo never generates data)."""
+    from .tasks import make_task
+
+    examples = {BUILT_IN_EXAMPLE: starting_map(model.names, model.size)}
+    task = make_task(model.synth.cfg)
+    if task.data_root is None:
+        from .data import default_synth_city_root, is_synth_city
+
+        if model.synth.cfg.data.dataset != "synth-city" or not is_synth_city(default_synth_city_root()):
+            return examples
+    try:
+        dataset = task.eval_dataset(task.default_split())
+        files = [Path(p.label) for p in dataset.pairs[:limit]]
+    except (FileNotFoundError, ValueError, OSError):  # no data here: the built-in scene only
+        return examples
+    for f in files:
+        try:
+            examples[f.stem] = label_from_upload(f, model)[0]
+        except (ValueError, OSError):
+            continue
+    return examples
 
 
 def default_brush_class(names: list[str], start: np.ndarray) -> int:
@@ -788,7 +817,6 @@ def build_app(model: DemoModel, workdir: str | os.PathLike | None = None, brush:
     w, h = model.size
     brush = max(2, round(min(w, h) / 10)) if brush is None else brush
     start_ids = starting_map(model.names, model.size)
-    start_class = choose_class(start_ids, None, None)
     brush_class = default_brush_class(model.names, start_ids)
     classes = [{"id": k, "name": n, "hex": _hex(model.palette[k])} for k, n in enumerate(model.names)]
     device = f"{model.synth.device}" + (" bf16" if model.synth.plan.autocast_dtype is not None else " fp32")
@@ -801,24 +829,39 @@ def build_app(model: DemoModel, workdir: str | os.PathLike | None = None, brush:
             shutil.rmtree(old, ignore_errors=True)
         return workdir / f"gen-{n:08d}"
 
+    def render(ids: np.ndarray, painted: int | None, shown: int | None, note: str) -> dict[str, Any]:
+        """Every output's value for the label map `ids`: what a stroke updates, and what the page opens with."""
+        result = synthesize(model, ids)
+        png, archive = write_downloads(result, ids, model, _outdir())
+        chosen = choose_class(ids, painted, shown)
+        choices = present_classes(ids, model.names)
+        return {"c": result.image, "g": result.image_global, "l": result.image_local, "wg": result.weight_global,
+                "wl": result.weight_local, "choices": choices, "chosen": chosen,
+                "ci": result.class_images.get(chosen) if chosen is not None else None,
+                "store": {"images": result.class_images, "captions": result.class_captions},
+                "status": (f"{note + '; ' if note else ''}{w}x{h} label map with {len(choices)} classes -> generated "
+                           f"in {result.seconds * 1000:.0f} ms on {device}"),
+                "png": str(png), "zip": str(archive)}
+
     def generate(value: str, shown: int | None):
         try:
             ids, painted = parse_painter_message(value, model.palette, (w, h))
             if ids.shape != (h, w):
                 ids = resize_ids(ids, (w, h))
-            result = synthesize(model, ids)
-            png, archive = write_downloads(result, ids, model, _outdir())
+            r = render(ids, painted, shown, painter_note(value))
         except (ValueError, OSError, RuntimeError) as e:
             raise gr.Error(one_line(e)) from None
-        chosen = choose_class(ids, painted, shown)
-        choices = present_classes(ids, model.names)
-        note = painter_note(value)
-        status = (f"{note + '; ' if note else ''}{w}x{h} label map with {len(choices)} classes -> generated in "
-                  f"{result.seconds * 1000:.0f} ms on {device}")
-        return (result.image, result.image_global, result.image_local, result.weight_global, result.weight_local,
-                gr.Dropdown(choices=choices, value=chosen), result.class_images.get(chosen) if chosen is not None
-                else None, {"images": result.class_images, "captions": result.class_captions}, status,
-                gr.DownloadButton(value=str(png)), gr.DownloadButton(value=str(archive)))
+        return (r["c"], r["g"], r["l"], r["wg"], r["wl"], gr.Dropdown(choices=r["choices"], value=r["chosen"]),
+                r["ci"], r["store"], r["status"], gr.DownloadButton(value=r["png"]), gr.DownloadButton(value=r["zip"]))
+
+    def start_from(name: str | None):
+        if name not in examples:
+            raise gr.Error(f"example {name!r}: not one of the listed label maps")
+        return painter_message(examples[name], model.palette, None, int(time.time() * 1000), f"example {name}")
+
+    # The page opens with the starting map's image already made: no model round trip after it loads.
+    examples = example_maps(model)
+    first = render(start_ids, None, None, "")
 
     def show_class(chosen: int | None, store: dict | None):
         if chosen is None or not store:
@@ -847,31 +890,36 @@ def build_app(model: DemoModel, workdir: str | os.PathLike | None = None, brush:
                 with gr.Row():
                     up = gr.UploadButton("Upload a label map", file_types=["image"], file_count="single",
                                          elem_id="lggan-upload", size="sm")
-                    dl_png = gr.DownloadButton("Download I^C (PNG)", elem_id="lggan-download", size="sm")
-                    dl_zip = gr.DownloadButton("Download everything (ZIP)", elem_id="lggan-download-zip", size="sm")
-                status = gr.Markdown("loading the model's first image ...", elem_id="lggan-status")
+                    dl_png = gr.DownloadButton("Download I^C (PNG)", value=first["png"], elem_id="lggan-download",
+                                               size="sm")
+                    dl_zip = gr.DownloadButton("Download everything (ZIP)", value=first["zip"],
+                                               elem_id="lggan-download-zip", size="sm")
+                example = gr.Dropdown(label="start from a label map", choices=list(examples),
+                                      value=BUILT_IN_EXAMPLE, elem_id="lggan-example", interactive=True)
+                status = gr.Markdown(first["status"], elem_id="lggan-status")
             with gr.Column(scale=2):
-                out_c = gr.Image(label="I^C: final image", format="png", interactive=False, elem_id="lggan-result",
-                                 elem_classes=["lggan-out"], buttons=["download", "fullscreen"], height=320)
+                out_c = gr.Image(first["c"], label="I^C: final image", format="png", interactive=False,
+                                 elem_id="lggan-result", elem_classes=["lggan-out"], buttons=["download", "fullscreen"],
+                                 height=320)
 
-        def panel(label: str, elem_id: str) -> Any:  # one of the small side-by-side outputs
-            return gr.Image(label=label, format="png", interactive=False, elem_id=elem_id,
+        def panel(label: str, elem_id: str, value: Any = None) -> Any:  # one of the small side-by-side outputs
+            return gr.Image(value, label=label, format="png", interactive=False, elem_id=elem_id,
                             elem_classes=["lggan-out"], buttons=["download"], height=170)
 
         with gr.Row():
-            out_g = panel("I^G: global generator", "lggan-global")
-            out_l = panel("I^L: local generator", "lggan-local")
-            out_wg = panel("W_g: global weight map", "lggan-weight-global")
-            out_wl = panel("W_l: local weight map", "lggan-weight-local")
+            out_g = panel("I^G: global generator", "lggan-global", first["g"])
+            out_l = panel("I^L: local generator", "lggan-local", first["l"])
+            out_wg = panel("W_g: global weight map", "lggan-weight-global", first["wg"])
+            out_wl = panel("W_l: local weight map", "lggan-weight-local", first["wl"])
             with gr.Column(min_width=160):
-                pick = gr.Dropdown(label="class i", choices=present_classes(start_ids, model.names),
-                                   value=start_class, elem_id="lggan-class-pick", interactive=True)
-                out_ci = panel("I^l_i: class-specific image", "lggan-class-image")
-        store = gr.State({})
+                pick = gr.Dropdown(label="class i", choices=first["choices"], value=first["chosen"],
+                                   elem_id="lggan-class-pick", interactive=True)
+                out_ci = panel("I^l_i: class-specific image", "lggan-class-image", first["ci"])
+        store = gr.State(first["store"])
         outputs = [out_c, out_g, out_l, out_wg, out_wl, pick, out_ci, store, status, dl_png, dl_zip]
         painter.change(generate, [painter, pick], outputs, trigger_mode="always_last", show_progress="full",
                        show_progress_on=[out_c])
-        app.load(generate, [painter, pick], outputs, show_progress="full", show_progress_on=[out_c])
+        example.input(start_from, [example], [painter], show_progress="hidden")
         pick.input(show_class, [pick, store], [out_ci], show_progress="hidden")
         up.upload(upload, [up], [painter], show_progress="hidden")
     app.queue(default_concurrency_limit=1, max_size=MAX_QUEUED_REQUESTS)
@@ -909,9 +957,14 @@ def add_demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--size", type=size_arg, default=None,
                    help="canvas size WIDTHxHEIGHT (default: the size the model was trained at)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
-    p.add_argument("--amp", choices=["auto", "bf16", "off"], default="auto",
+    from .config import InferenceAmpMode, choices
+
+    p.add_argument("--amp", choices=choices(InferenceAmpMode), default="auto",
                    help="auto: bf16 where the device has it natively, else fp32")
     p.add_argument("--no-ema", action="store_true", help="use the raw generator even if an EMA copy exists")
+    from .evaluate import add_threads_argument
+
+    add_threads_argument(p)
 
 
 def resolve_checkpoint(checkpoint: str | None) -> Path:
@@ -937,6 +990,9 @@ def demo_cli(args: argparse.Namespace) -> None:
         raise RuntimeError('the demo needs Gradio, which is not installed: pip install -e ".[demo]"')
     if not 1 <= args.port <= 65535:
         raise ValueError(f"--port {args.port}: must be in 1..65535")
+    from .evaluate import apply_threads
+
+    apply_threads(getattr(args, "threads", 0))
     model = load_demo_model(checkpoint, device=args.device, amp=args.amp, use_ema=not args.no_ema, size=args.size)
     app = build_app(model)
     w, h = model.size
