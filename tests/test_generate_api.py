@@ -184,6 +184,20 @@ def test_builtin_palettes_map_each_datasets_colours_back_to_its_label_ids() -> N
     assert builtin_label_palette("ade20k").to_ids(np.zeros((1, 1, 3), np.uint8)).tolist() == [[0]]
 
 
+def test_ade20k_colour_maps_in_the_benchmark_colours_read_as_its_ids() -> None:
+    """--palette ade20k is the scene-parsing benchmark's colour table (color150), what its toolkit and the usual
+    visualisers draw: a colour map they made reads back as the label values of the annotation PNG."""
+    ade = builtin_label_palette("ade20k")
+    known = {1: (120, 120, 120), 2: (180, 120, 120), 3: (6, 230, 230), 5: (4, 200, 3), 13: (150, 5, 61),
+             21: (0, 102, 200), 150: (92, 0, 255)}  # wall, building, sky, tree, person, car, flag
+    rgb = np.array([list(known.values())], np.uint8)
+    assert ade.to_ids(rgb).tolist() == [list(known)]
+    assert [ade.names[k] for k in known] == ["wall", "building", "sky", "tree", "person", "car", "flag"]
+    # The table draws road (7) and skyscraper (49) in one grey: a colour map cannot tell them apart; it reads as 7.
+    assert ade.merged == {7: (49,)} and ade.to_ids(np.array([[[140, 140, 140]]], np.uint8)).tolist() == [[7]]
+    assert len(ade.colours) == 150  # 0 (black) and 1..150 less the shared grey
+
+
 def test_unknown_colour_error_names_the_file_colour_and_pixel(tmp_path: Path) -> None:
     rgb = CITY_PALETTE[_scene(32, 64)]
     rgb[7, 3] = (12, 34, 56)
