@@ -172,7 +172,7 @@ def cmd_generate(a: argparse.Namespace) -> None:
     written = generate_folder(a.checkpoint, a.labels, a.out, instances=a.instances,
                               batch_size=a.batch_size, device=a.device, save_branches=a.save_branches,
                               use_ema=not a.no_ema, overwrite=a.overwrite, amp=a.amp, size=a.size,
-                              native=a.native, palette=a.palette, progress=not a.no_progress)
+                              native=a.native, palette=a.palette, progress=not a.no_progress, html=a.html)
     branches = (" (and I^G, I^L, W_g, W_l of each in global/, local/, weight_global/, weight_local/, and its "
                 "per-class images I^l_i in classes/)")
     if a.native:
@@ -391,6 +391,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "images are refused). Cross-view models: the palette of their map panels")
     g.add_argument("--batch-size", type=int, default=4)
     g.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:1, ...")
+    g.add_argument("--html", action="store_true",
+                   help="also write OUT/index.html: every input's label map (OUT/label_maps/, in its class colours) "
+                        "beside what was generated from it")
     g.add_argument("--save-branches", action="store_true",
                    help="also write I^G, I^L and the weight maps W_g, W_l, and in classes/ a grid of the per-class "
                         "images I^l_i of the classes present in each input, each tile captioned with its class name "

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import math
 import time
 from pathlib import Path
@@ -306,7 +307,12 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from .train import resolve_device
 
     # The output rule first (lggan.io.check_outputs): nothing is loaded or generated for a refused --out.
-    check_outputs("--out", (args.out,), bool(getattr(args, "overwrite", False)),
+    page = results_page_paths(args.out) if getattr(args, "html", False) else None
+    overwrite = bool(getattr(args, "overwrite", False))
+    if page is not None and page[1].exists() and not overwrite:
+        raise FileExistsError(f"--html: {page[1]} already exists (the pictures of the results page); pass --overwrite "
+                              "to replace them")
+    check_outputs("--out", (args.out, *([page[0]] if page else [])), overwrite,
                   inputs={"--segmenter": args.segmenter, "--inception-weights": args.inception_weights,
                           "--places365-weights": args.places365_weights, "--checkpoint": args.checkpoint},
                   data={"--data": args.data, "--generated": args.generated, "--real": args.real,
@@ -383,19 +389,27 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     }
     image_metrics = [m for m in metrics if m != "miou"]
     scores: dict[str, Any] = {}
+    per_image: dict[str, dict[str, float | None]] = {}  # generated file name -> its own scores (the results page)
     if image_metrics:
         scores["images"] = score_image_folders(
             generated, real, image_metrics, places365_weights=args.places365_weights,
             places365_model=nets.get("places365_model"), feature_extractor=nets.get("feature_extractor"),
             batch_size=args.batch_size, device=args.device_resolved, progress=not args.no_progress,
-            kid_subset_size=args.kid_subset_size, resize_real=True, size=eval_size,
+            kid_subset_size=args.kid_subset_size, resize_real=True, size=eval_size, per_image=page is not None,
         )
+        for name, values in scores["images"].pop("per_image", {}).items():
+            per_image.setdefault(name, {}).update(values)
     if "miou" in metrics:
         seg = nets["segmenter"]
         common = dict(eval_size=eval_size, batch_size=args.batch_size, progress=not args.no_progress)
         gen_sfx, real_sfx, label_sfx = _label_pairing_suffixes(generated, real, labels)
+        drawn = None
+        if page is not None:
+            palette = task.palette if args.checkpoint else _dataset_palette(dataset, channels, dontcare)
+            drawn = PagePictures(page[1], seg, palette, per_image)
         scores["segmentation"] = segmentation_scores_from_folders(
-            generated, labels, seg, generated_suffix=gen_sfx, label_suffix=label_sfx, **common)
+            generated, labels, seg, generated_suffix=gen_sfx, label_suffix=label_sfx,
+            on_batch=drawn.add if drawn is not None else None, **common)
         # The same segmenter on the real photos, each at its generated partner's size: the value a perfect
         # generator would reach under the same protocol.
         sizes = None if eval_size else paired_sizes(generated, labels, gen_sfx, label_sfx)
@@ -406,8 +420,82 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
                                     not args.no_progress)
             result["predictions"] = str(work / PREDICTIONS_FOLDER)
     result["metrics"] = scores
+    if page is not None:
+        result["results_page"] = str(write_page(page, generated, real, per_image, result))
     result["seconds"] = round(time.time() - t0, 1)
     return result
+
+
+def results_page_paths(out: str | os.PathLike) -> tuple[Path, Path]:
+    """(the page, the folder of its pictures) of `--out FILE.json --html`: FILE.html and FILE_page/."""
+    out = Path(out)
+    return out.with_suffix(".html"), out.with_name(out.with_suffix("").name + "_page")
+
+
+def _dataset_palette(dataset: str, channels: int | None, dontcare: int | None) -> np.ndarray:
+    """The label colours of a dataset named on the command line (generic colours where it cannot say)."""
+    from .data import label_spec_for
+    from .data.palette import bit_palette
+
+    try:
+        return label_spec_for(dataset, channels, dontcare).palette
+    except (ValueError, TypeError):  # a custom dataset without --num-classes
+        return bit_palette(256)
+
+
+class PagePictures:
+    """The results page's label and prediction pictures (train ids, in their class colours) and each image's own mIoU
+    and pixel accuracy, from the batches the segmentation score sees (`segmentation_scores_from_folders`)."""
+
+    def __init__(self, folder: Path, segmenter, palette: np.ndarray, per_image: dict[str, dict[str, float | None]]):
+        self.folder, self.segmenter, self.per_image = folder, segmenter, per_image
+        # Train id -> colour, plus black for the ignored value 255 (index k of the table).
+        colours = train_id_colours(palette, segmenter)
+        self.colours = np.concatenate([colours, np.zeros((1, 3), np.uint8)])
+
+    def picture(self, ids) -> np.ndarray:
+        k = self.segmenter.num_classes
+        ids = ids.clone()
+        ids[(ids < 0) | (ids >= k)] = k
+        return self.colours[ids.numpy()]
+
+    def add(self, files: list[Path], images, target, predicted) -> None:
+        from .metrics.segmentation import confusion_matrix, segmentation_summary
+        from .viz import save_png
+
+        k = self.segmenter.num_classes
+        for j, f in enumerate(files):
+            conf = confusion_matrix(predicted[j], target[j], k)
+            summary = segmentation_summary(conf, target[j].numel(), [str(c) for c in range(k)])
+            self.per_image.setdefault(f.name, {}).update(miou=summary["miou"],
+                                                         pixel_accuracy=summary["pixel_accuracy"])
+            save_png(self.picture(target[j]), self.folder / "labels" / f.name)
+            save_png(self.picture(predicted[j]), self.folder / "predictions" / f.name)
+
+
+def write_page(page: tuple[Path, Path], generated: Path, real: Path, per_image: dict[str, dict[str, float | None]],
+               result: dict[str, Any]) -> Path:
+    """The results page of this evaluation: one row per generated image, its pictures and scores."""
+    from .metrics.files import list_images
+    from .results_page import PageRow, write_results_page
+
+    html_path, pictures = page
+    real_by_stem = {p.stem: p for p in list_images(real, "--real")}
+    rows, score_names = [], list(dict.fromkeys(s for v in per_image.values() for s in v))
+    for g in list_images(generated, "--generated"):
+        label, prediction = pictures / "labels" / g.name, pictures / "predictions" / g.name
+        rows.append(PageRow(g.name, {"label map (train ids)": label if label.is_file() else None, "generated": g,
+                                     "real": real_by_stem.get(g.stem),
+                                     "segmenter's prediction": prediction if prediction.is_file() else None},
+                            dict(per_image.get(g.name, {}))))
+    columns = [c for c in ("label map (train ids)", "generated", "real", "segmenter's prediction")
+               if any(r.images.get(c) is not None for r in rows)]
+    summary = summary_rows(result)
+    source = result.get("checkpoint") or result.get("generated")
+    return write_results_page(html_path, f"lggan evaluate: {source}", rows, columns, score_names, summary,
+                              result.get("protocol", {}) | {"metrics": {
+                                  k: v.get("protocol") for k, v in result["metrics"].items()
+                                  if isinstance(v, dict) and "protocol" in v}})
 
 
 def _label_pairing_suffixes(generated: Path, real: Path, labels: Path) -> tuple[str, str, str]:
@@ -455,7 +543,7 @@ def evaluate_cli(args: argparse.Namespace) -> None:
         if per_class:
             print("\nper-class IoU (generated): " + ", ".join(
                 f"{k} {v:.1f}" if isinstance(v, (int, float)) else f"{k} -" for k, v in per_class.items()))
-    print(f"\nwrote {args.out}")
+    print(f"\nwrote {args.out}" + (f" and the results page {result['results_page']}" if "results_page" in result else ""))
 
 
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
@@ -504,6 +592,10 @@ def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
     o.add_argument("--no-ema", action="store_true", help="use the raw generator even if an EMA copy exists")
     o.add_argument("--amp", choices=choices(InferenceAmpMode), default="auto",
                    help="generation precision: auto = bf16 where the device has it natively, else fp32")
+    o.add_argument("--html", action="store_true",
+                   help="also write a results page, OUT.html (pictures in OUT_page/): per image the label map, the "
+                        "generated image, the real photo and the segmenter's prediction with the image's own scores, "
+                        "sortable by score; the set's scores and the protocol on top")
     o.add_argument("--save-predictions", action="store_true",
                    help="with --checkpoint and miou: also write, per image, a strip colour label map | generated "
                         "image | the segmenter's prediction on it (train ids, coloured like their label class) into "

@@ -477,7 +477,7 @@ def generate_folder(checkpoint: str | os.PathLike, labels: str | os.PathLike, ou
                     device: str = "auto", save_branches: bool = False, use_ema: bool = True,
                     progress: bool = True, overwrite: bool = False, amp: str = "auto",
                     channels_last: str = "auto", size: tuple[int, int] | None = None, native: bool = False,
-                    palette: Any = None) -> list[Path]:
+                    palette: Any = None, html: bool = False) -> list[Path]:
     """Writes one synthesised PNG per input into `out`; with `save_branches` also I^G, I^L, W_g, W_l into
     out/global, out/local, out/weight_global, out/weight_local, and into out/classes a grid of the per-class images
     I^l_i of the classes present in the input, each captioned with its class name. Returns the synthesised images'
@@ -493,7 +493,9 @@ def generate_folder(checkpoint: str | os.PathLike, labels: str | os.PathLike, ou
     Inputs are never touched: `out` may not be (inside) the --labels / --instances folder, no output may land on an
     input file, and two inputs may not share an output name. Existing outputs are replaced only with `overwrite`.
     All of this is checked, and every input is read, before the first image is generated; each file is written
-    through a temp file + rename. amp / channels_last: as `load_generator` (--amp auto|bf16|off).
+    through a temp file + rename. amp / channels_last: as `load_generator` (--amp auto|bf16|off). html: also write
+    out/index.html, a page of every input's label map (in out/label_maps, in its class colours) beside what was
+    generated from it.
     """
     from .tasks import make_task
 
@@ -513,6 +515,8 @@ def generate_folder(checkpoint: str | os.PathLike, labels: str | os.PathLike, ou
     targets = [out / it.output_name for it in items]
     if branches:
         targets += [out / folder / it.output_name for folder in (*BRANCH_FOLDERS, CLASS_GRID_FOLDER) for it in items]
+    if html:
+        targets += [out / PAGE_FILE] + [out / LABEL_PICTURES / it.output_name for it in items]
     _check_targets(items, out, {"--labels": labels, "--instances": inst_path}, targets, overwrite)
     target_size = None if native else (tuple(size) if size is not None else model_size(cfg))
     samples = [_at_size(task.load_inference_input(it, palette), target_size, native) for it in items]
@@ -568,4 +572,30 @@ def generate_folder(checkpoint: str | os.PathLike, labels: str | os.PathLike, ou
     finally:
         if bar is not None:
             bar.close()
+    if html:
+        _write_generate_page(out, items, samples, task, branches, checkpoint)
     return [written[i] for i in sorted(written)]
+
+
+# `generate --html`: the page and the folder of its label-map pictures, inside --out.
+PAGE_FILE = "index.html"
+LABEL_PICTURES = "label_maps"
+
+
+def _write_generate_page(out: Path, items: list, samples: list, task: Any, branches: bool, checkpoint: Path) -> None:
+    """out/index.html: each input's label map (in its class colours; void and unknown ids black) and its outputs."""
+    from .results_page import PageRow, write_results_page
+
+    colours = np.concatenate([np.asarray(task.palette, np.uint8), np.zeros((1, 3), np.uint8)])
+    rows = []
+    for it, sample in zip(items, samples):
+        ids = sample.label.numpy().astype(np.int64)
+        ids[(ids < 0) | (ids >= len(colours) - 1)] = len(colours) - 1
+        save_png(colours[ids], out / LABEL_PICTURES / it.output_name)
+        pictures = {"label map": out / LABEL_PICTURES / it.output_name, "generated": out / it.output_name}
+        if branches:
+            pictures |= {folder: out / folder / it.output_name for folder in BRANCH_FOLDERS}
+        rows.append(PageRow(it.output_name, pictures))
+    columns = list(rows[0].images) if rows else ["label map", "generated"]
+    write_results_page(out / PAGE_FILE, f"lggan generate: {checkpoint}", rows, columns, [], {"images": len(rows)},
+                       {"checkpoint": str(checkpoint), "size": "as generated (see each picture)"})

@@ -154,20 +154,23 @@ def build_semantic_dataset(
     return dataset_cls(root, split, **shared)
 
 
-def label_spec_for(name: str, num_channels: int, dontcare: int | None = None,
+def label_spec_for(name: str, num_channels: int | None, dontcare: int | None = None,
                    label_palette: LabelPalette | None = None) -> LabelSpec:
     """The raw-value -> channel mapping of a dataset, given the generator's one-hot channel count.
 
     For custom data the channels are the label files' classes plus one for the don't-care value, if any, named and
     coloured by the label palette its colour label images are read through (`data.palette`), if any.
+    num_channels None: the dataset's own count (custom data needs it).
     """
     from .inspect import _label_spec
 
     key = normalize_dataset_name(name)
     key = "cityscapes" if key == SYNTH_CITY else key
-    classes = num_channels - (1 if (key == "custom" and dontcare is not None) else 0)
+    if num_channels is None and key == "custom":
+        raise ValueError("a custom dataset's label mapping needs its number of classes (--num-classes)")
+    classes = None if num_channels is None else num_channels - (1 if (key == "custom" and dontcare is not None) else 0)
     spec = _label_spec(key, classes if key == "custom" else None, dontcare, label_palette)
-    if spec.num_classes != num_channels:
+    if num_channels is not None and spec.num_classes != num_channels:
         raise ValueError(f"data.num_classes={num_channels} does not match the {key} dataset "
                          f"({spec.num_classes} classes)")
     return spec

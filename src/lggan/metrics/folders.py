@@ -105,6 +105,7 @@ def score_image_folders(
     batch_size: int = 32,
     device: str | torch.device = "cpu",
     progress: bool = False,
+    per_image: bool = False,
 ) -> dict[str, Any]:
     """Pair images by file name (stem minus the optional suffixes) and compute the requested metrics.
 
@@ -113,7 +114,8 @@ def score_image_folders(
     otherwise pixel metrics need equal sizes per pair. size (H, W): both images of every pair resized to it.
     Every metric reads the same resized pairs. Classifier metrics use places365_model or the
     AlexNet-Places365 weights file; fid/kid use feature_extractor or the TF-Inception weights file.
-    Per-image metrics are averaged over the set; everything returned is JSON-serialisable.
+    Per-image metrics are averaged over the set; everything returned is JSON-serialisable. per_image: also return
+    each pair's pixel metrics, {generated file name: {metric: value}} under "per_image" (for a results page).
     """
     wanted = _check_metrics(metrics)
     generated = list_images(generated_dir, "generated_dir", recursive)
@@ -145,14 +147,14 @@ def score_image_folders(
     if distribution and feature_extractor is None:
         feature_extractor = build_inception_extractor(inception_weights, device)
 
-    per_image: dict[str, list[torch.Tensor]] = {m: [] for m in pixel}
+    per_image_values: dict[str, list[torch.Tensor]] = {m: [] for m in pixel}
     probs: dict[str, list[torch.Tensor]] = {"generated": [], "real": []}
     features: dict[str, list[np.ndarray]] = {"generated": [], "real": []}
     loaded = (_load_pair(gen_path, real_path, resize_real, size) for gen_path, real_path in pairs)
     for gen_u8, real_u8 in progress_bar(batch_by_shape(loaded, batch_size), desc="scoring", unit="batch", enabled=progress, leave=False):
         gen, real = uint8_to_unit(gen_u8), uint8_to_unit(real_u8)
         for name in pixel:
-            per_image[name].append(PIXEL_METRICS[name](gen, real))
+            per_image_values[name].append(PIXEL_METRICS[name](gen, real))
         if classify:
             probs["generated"].append(places365_probs(gen, places365_model, batch_size))
             probs["real"].append(places365_probs(real, places365_model, batch_size))
@@ -162,7 +164,12 @@ def score_image_folders(
 
     result: dict[str, Any] = {"num_images": len(pairs)}
     for name in pixel:
-        result[name] = torch.cat(per_image[name]).mean().item()
+        result[name] = torch.cat(per_image_values[name]).mean().item()
+    if per_image:
+        # Batches keep the pairs' order, so the k-th value is the k-th pair's.
+        columns = {name: torch.cat(per_image_values[name]).tolist() for name in pixel}
+        result["per_image"] = {gen.name: {name: columns[name][k] for name in pixel}
+                               for k, (gen, _) in enumerate(pairs)}
     if classify:
         p_gen, p_real = torch.cat(probs["generated"]), torch.cat(probs["real"])
         if "inception_score" in wanted:

@@ -343,6 +343,7 @@ def segmentation_scores_from_folders(
     label_suffix: str = "",
     progress: bool = False,
     label_sizes: Mapping[Path, tuple[int, int]] | None = None,
+    on_batch: Callable[[list[Path], torch.Tensor, torch.Tensor, torch.Tensor], None] | None = None,
 ) -> dict:
     """mIoU / pixel accuracy of `segmenter` on generated images against the label maps paired by file name.
 
@@ -350,7 +351,8 @@ def segmentation_scores_from_folders(
     '_leftImg8bit' and label_suffix '_gtFine_labelIds' pair Cityscapes names. eval_size (H, W) resizes images
     (bilinear) and labels (nearest); default: each generated image's own size, labels resized to it. label_sizes
     (label file -> (H, W), from `paired_sizes`) sets the size per label file instead: the real photos scored at
-    their generated partners' sizes.
+    their generated partners' sizes. on_batch(image files, images [B,3,H,W], target train ids [B,H,W], predicted
+    train ids [B,H,W]) sees every batch as scored (a results page draws and scores each image from it).
     """
     protocol = label_protocol or segmenter.label_protocol
     ignore = segmenter.ignore_index if ignore_index is None else ignore_index
@@ -362,9 +364,14 @@ def segmentation_scores_from_folders(
     total_pixels = 0
     samples = _eval_pairs(pairs, eval_size, lambda raw: map_labels(raw, protocol, num_classes, ignore), label_sizes)
     batches = batch_by_shape(samples, batch_size)
+    done = 0
     for images, target in progress_bar(batches, desc="segmenting", unit="batch", enabled=progress, leave=False):
-        confusion += confusion_matrix(segmenter.predict(images).cpu(), target, num_classes)
+        predicted = segmenter.predict(images).cpu()
+        confusion += confusion_matrix(predicted, target, num_classes)
         total_pixels += target.numel()
+        if on_batch is not None:  # batches keep the pairs' order
+            on_batch([image for image, _ in pairs[done : done + len(images)]], images, target, predicted)
+        done += len(images)
     result = segmentation_summary(confusion, total_pixels, segmenter.class_names)
     result["num_images"] = len(pairs)
     result["protocol"] = {
