@@ -66,3 +66,34 @@ def test_custom_walkthrough_with_colour_label_maps(tmp_path, monkeypatch, capsys
     task = make_task(load_generator(tmp_path / "runs/mine").cfg)
     assert task.class_names[7] == "road" and task.class_names[26] == "car"
     assert task.palette[7].tolist() == [128, 64, 128] and task.palette[26].tolist() == [0, 0, 142]
+
+
+def id_city(root: Path, classes: int = 8) -> None:
+    """mydata/{train,val}/{images,labels}: the built-in city's photos with its label ids folded into 0..classes-1."""
+    from lggan.data import generate_synth_city
+
+    generate_synth_city(root / "city", num_train=3, num_val=2, size=(64, 32), seed=2, progress=False)
+    for split in ("train", "val"):
+        for photo in sorted((root / "city" / "leftImg8bit" / split).rglob("*_leftImg8bit.png")):
+            stem = photo.name[: -len("_leftImg8bit.png")]
+            ids = next((root / "city" / "gtFine" / split).rglob(f"{stem}_gtFine_labelIds.png"))
+            (root / "mydata" / split / "images").mkdir(parents=True, exist_ok=True)
+            (root / "mydata" / split / "labels").mkdir(parents=True, exist_ok=True)
+            Image.open(photo).save(root / "mydata" / split / "images" / f"{stem}.png")
+            folded = (np.asarray(Image.open(ids)).astype(np.int64) % classes).astype(np.uint8)
+            Image.fromarray(folded).save(root / "mydata" / split / "labels" / f"{stem}.png")
+
+
+def test_custom_walkthrough_with_class_id_label_maps(tmp_path, monkeypatch, capsys):
+    id_city(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    commands = [shlex.split(c)[1:] for c in readme_block("Images and labels are matched by file stem")]
+    assert [c[0] for c in commands] == ["data", "train", "train", "plot", "generate"]
+    inspect, print_config, train, plot, generate = commands
+    assert main(inspect) == 0 and "no problems found" in capsys.readouterr().out
+    assert main(print_config) == 0 and '"num_classes": 8' in capsys.readouterr().out
+    assert main(train + TINY_TRAIN) == 0
+    assert main(plot) == 0 and (tmp_path / "runs/mine/curves.png").is_file()
+    assert main(generate + ["--device", "cpu"]) == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == \
+        sorted(p.name for p in (tmp_path / "mydata/val/labels").iterdir())
