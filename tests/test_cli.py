@@ -127,3 +127,12 @@ def test_print_config_notes_a_spade_width_that_does_not_follow_ngf(capsys):
     assert capsys.readouterr().err == ""
     assert main(["train", "--print-config", "--preset", "synth-views", "--set", "model.ngf=8"]) == 0  # no SPADE
     assert capsys.readouterr().err == ""
+
+
+def test_a_long_error_is_one_cut_line_that_says_how_long_it_was(capsys):
+    from lggan.cli import MAX_ERROR_CHARS
+
+    assert main(["train", "--print-config", "--set", "model.ngf=" + "x" * 5000]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and len(err) <= MAX_ERROR_CHARS + len("lggan train: ") + 10
+    assert err.endswith("characters in all)") and "model.ngf" in err

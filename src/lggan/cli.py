@@ -11,6 +11,7 @@ import warnings
 from pathlib import Path
 
 from .config import CROSSVIEW_DATASETS, SEMANTIC_DATASETS, InferenceAmpMode, choices, size_arg
+from .io import one_line
 from .progress import add_progress_argument
 
 # `data inspect` also takes the released cross-view datasets by name (same 6/4-panel format as "crossview").
@@ -506,9 +507,7 @@ def _error_message(e: BaseException) -> str:
         if getattr(e, "errno", None) == 28:  # ENOSPC
             what += " (disk full)"
         return f"{e.filename}: {what}"
-    text = " ".join(str(e).split())
-    if len(text) > MAX_ERROR_CHARS:  # a value quoted in full (a long list from a config file) stays readable
-        text = f"{text[:MAX_ERROR_CHARS - 40]}... ({len(text):,} characters in all)"
+    text = one_line(e, MAX_ERROR_CHARS) if str(e).strip() else ""
     known = (ValueError, OSError, RuntimeError, ArithmeticError, LookupError)
     if isinstance(e, known) and text:
         return text

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from .io import atomic_write_text
+from .io import atomic_write_text, one_line
 
 # Every set of allowed values, declared once: config validation, `--set` parsing, the CLI's choices and its help
 # all read these (via `choices`).
@@ -372,12 +372,6 @@ MAX_CONFIG_BYTES = 1 << 20  # a config is a few hundred bytes; this bounds the w
 MAX_MESSAGE_CHARS = 300  # a parser's message quoted in an error: one line, cut to this
 
 
-def _one_line(text: str) -> str:
-    """A parser's message as one line of at most MAX_MESSAGE_CHARS characters."""
-    text = " ".join(text.split())
-    return text if len(text) <= MAX_MESSAGE_CHARS else text[: MAX_MESSAGE_CHARS - 3] + "..."
-
-
 def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     """The sections of a --config file: JSON, or YAML (.yaml/.yml, needs PyYAML), e.g. {"train": {"batch_size": 8}}.
 
@@ -392,7 +386,7 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
     try:
         text = p.read_text()
     except (OSError, UnicodeDecodeError) as e:
-        raise ValueError(f"--config {p}: cannot be read ({_one_line(str(e))})") from None
+        raise ValueError(f"--config {p}: cannot be read ({one_line(e, MAX_MESSAGE_CHARS)})") from None
     if p.suffix.lower() in YAML_SUFFIXES:
         try:
             import yaml
@@ -406,13 +400,13 @@ def read_config_file(path: str | os.PathLike) -> dict[str, Any]:
                 raise ValueError(f"--config {p}: YAML aliases (*name) are not supported; write the values out")
             data = yaml.safe_load(text)
         except yaml.YAMLError as e:
-            raise ValueError(f"--config {p}: not valid YAML ({_one_line(str(e))})") from None
+            raise ValueError(f"--config {p}: not valid YAML ({one_line(e, MAX_MESSAGE_CHARS)})") from None
     else:
         try:
             data = json.loads(text) if text.strip() else None
         except json.JSONDecodeError as e:
             hint = " (YAML files need the suffix .yaml or .yml)" if p.suffix.lower() != ".json" else ""
-            raise ValueError(f"--config {p}: not valid JSON ({_one_line(str(e))}){hint}") from None
+            raise ValueError(f"--config {p}: not valid JSON ({one_line(e, MAX_MESSAGE_CHARS)}){hint}") from None
     if data is None:
         return {}
     if not isinstance(data, dict):

@@ -18,9 +18,17 @@ def _umask() -> int:
     return mask
 
 
-def one_line(exc: BaseException) -> str:
-    """An exception's message on one line (PyTorch, PIL and dataset messages can span several)."""
-    return " ".join(str(exc).split()) or type(exc).__name__
+def one_line(exc: BaseException | str, limit: int | None = None) -> str:
+    """An exception's message (or a text) on one line: PyTorch, PIL, parser and dataset messages can span several.
+
+    limit: at most this many characters; a longer text is cut and says how long it was (a value quoted in full,
+    such as a long list from a config file, stays readable).
+    """
+    text = " ".join(str(exc).split()) or (type(exc).__name__ if isinstance(exc, BaseException) else "")
+    if limit is not None and len(text) > limit:
+        tail = f"... ({len(text):,} characters in all)"
+        text = text[: max(0, limit - len(tail))] + tail
+    return text
 
 
 def default_permissions(path: str | os.PathLike) -> None:
