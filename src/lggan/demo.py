@@ -159,9 +159,7 @@ def decode_data_url(text: str, size: tuple[int, int] | None = None) -> np.ndarra
         raise ValueError("canvas: not a data:image/png;base64 URL")
     try:
         with Image.open(io.BytesIO(base64.b64decode(m.group(2), validate=True))) as im:
-            if im.width * im.height > MAX_UPLOAD_PIXELS:
-                raise _TooLarge(f"canvas: {im.width}x{im.height} is too large (at most {MAX_UPLOAD_PIXELS:,} "
-                                "pixels)")
+            check_pixel_limit(im, "canvas")
             if size is not None and im.width * im.height > size[0] * size[1]:
                 im = im.convert("RGB").resize(size, Image.NEAREST)
             return np.asarray(im.convert("RGB"))
@@ -173,6 +171,12 @@ def decode_data_url(text: str, size: tuple[int, int] | None = None) -> np.ndarra
 
 class _TooLarge(ValueError):
     """An input over the demo's pixel limit (raised as is, not as a decoding error)."""
+
+
+def check_pixel_limit(im: Image.Image, what: str) -> None:
+    """The one pixel limit of every way into the demo (canvas, upload), read from the header before decoding."""
+    if im.width * im.height > MAX_UPLOAD_PIXELS:
+        raise _TooLarge(f"{what}: {im.width}x{im.height} is too large (at most {MAX_UPLOAD_PIXELS:,} pixels)")
 
 
 def painter_message(ids: np.ndarray, palette: np.ndarray, brush_class: int | None = None, seq: int = 0,
@@ -323,8 +327,7 @@ def label_from_upload(path: str | os.PathLike, model: DemoModel) -> tuple[np.nda
         raise ValueError(f"{what}: the file is empty")
     try:
         with Image.open(path) as im:
-            if im.width * im.height > MAX_UPLOAD_PIXELS:
-                raise ValueError(f"{what}: {im.width}x{im.height} is too large (at most {MAX_UPLOAD_PIXELS:,} pixels)")
+            check_pixel_limit(im, what)
             arr = np.asarray(im) if im.mode in ("1", "L", "P", "I", "I;16", "I;16B", "I;16L") else \
                 np.asarray(im.convert("RGB"))
             # A palette image whose indices are no class ids may still be a colour map: its colours are tried then.
