@@ -138,7 +138,7 @@ def test_train_uses_only_new_empty_or_run_folders(world, tmp_path, capsys):
     (theirs / "config.json").write_bytes(BYTES)  # somebody's config, not a run's
     assert main(["train", "--out", str(theirs), "--iterations", "1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "is not an lggan run folder" in err[0] and str(theirs) in err[0]
+    assert len(err) == 1 and "that are not an lggan run's" in err[0] and str(theirs) in err[0]
     assert [p.name for p in theirs.iterdir()] == ["config.json"] and (theirs / "config.json").read_bytes() == BYTES
     inside = world["data"] / "run"
     assert main(["train", "--data", str(world["data"]), "--out", str(inside)]) == 2

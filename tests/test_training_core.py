@@ -399,7 +399,7 @@ def test_a_run_that_fails_before_training_leaves_no_folder_behind(tmp_path, caps
     (existing / "notes.txt").write_text("keep")
     assert main(["train", "--data", str(tmp_path / "typo"), "--out", str(existing)]) == 2
     # Not a run folder: refused before anything is written into it.
-    assert "is not an lggan run folder" in capsys.readouterr().err
+    assert "that are not an lggan run's" in capsys.readouterr().err
     assert sorted(p.name for p in existing.iterdir()) == ["notes.txt"]
 
 

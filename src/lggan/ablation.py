@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from .config import ABLATION_TEXT, ABLATION_VARIANTS, Config, ablation_variant, apply_overrides, get_preset
-from .io import atomic_write, atomic_write_text
+from .io import atomic_write, atomic_write_text, check_output_folder
 
 # Cityscapes train-id classes the paper singles out: thin or small objects, where the local generator should help.
 SMALL_CLASSES = ("pole", "traffic light", "traffic sign", "person", "rider", "bicycle", "motorcycle")
@@ -492,17 +492,13 @@ def _machine() -> str:
 def _check_study_folder(out: Path) -> None:
     """--out is new, empty or a study folder (its study files, run folders S1-seed0 ..., the --quick data): the
     study replaces its own files there, never somebody else's."""
-    if out.exists() and not out.is_dir():
-        raise FileExistsError(f"--out {out}: is a file, not a study folder")
-    if not out.is_dir():
-        return
     run = re.compile(r"^S\d+-seed\d+$")
-    others = sorted(p.name for p in out.iterdir() if p.name not in STUDY_FILES and not run.match(p.name)
-                    and p.name not in ("data",) and not p.name.endswith(".safetensors"))
-    if others:
-        listed = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-        raise FileExistsError(f"--out {out}: holds files that are not a study's ({listed}); choose a new, empty or "
-                              "study folder")
+
+    def foreign(folder: Path) -> list[str]:
+        return [p.name for p in folder.iterdir() if p.name not in STUDY_FILES and not run.match(p.name)
+                and p.name not in ("data",) and not p.name.endswith(".safetensors")]
+
+    check_output_folder("--out", out, "a study", foreign)
 
 
 def run_study(opts: StudyOptions, command: str = "lggan ablation") -> dict:

@@ -120,6 +120,21 @@ def check_outputs(option: str, paths, overwrite: bool, inputs: dict | None = Non
                               "pass --overwrite to replace it")
 
 
+def check_output_folder(option: str, folder: Path, owner: str, foreign: Callable[[Path], list[str]],
+                        why: str = "") -> None:
+    """The rule of every command that fills a folder, checked before any work: `folder` is new, empty or `owner`'s
+    (`foreign(folder)` names the entries that are not); never a file. `owner` reads "a study", "an lggan run"."""
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(f"{option} {folder}: is a file, not {owner} folder")
+    if not folder.is_dir():
+        return
+    others = sorted(foreign(folder))
+    if others:
+        listed = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise FileExistsError(f"{option} {folder}: holds files that are not {owner}'s ({listed}){why}; choose a new, "
+                              f"empty or {owner.split(' ', 1)[1]} folder")
+
+
 def remove_tree(path: Path) -> None:
     """Deletes a folder by first renaming it hidden, so that a kill half-way never leaves a partial folder under its
     own name (the hidden leftover is cleaned by whoever next takes the place)."""

@@ -33,7 +33,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampl
 from . import checkpoint as ckpt
 from . import precision
 from .config import Config, architecture_changes, config_changes, missing_fields, validate
-from .io import RunLock, append_jsonl, atomic_write_text, one_line
+from .io import RunLock, append_jsonl, atomic_write_text, check_output_folder, one_line
 from .progress import HEARTBEAT_SECONDS, stderr_is_terminal
 from .tasks import Prepared, Task, make_task, outputs_for_adversarial
 from .train_eval import TrainingEvaluator, eval_record
@@ -471,15 +471,13 @@ def _check_run_folder(run_dir: Path, data_root: str | None) -> None:
     else's (a run made before the marker existed is recognised by its checkpoints folder)."""
     if data_root is not None and run_dir.resolve().is_relative_to(Path(data_root).expanduser().resolve()):
         raise ValueError(f"--out {run_dir}: lies inside the dataset --data {data_root}; choose a run folder outside it")
-    if run_dir.exists() and not run_dir.is_dir():
-        raise FileExistsError(f"--out {run_dir}: is a file, not a run folder")
-    if not run_dir.is_dir():
-        return
-    others = [p.name for p in run_dir.iterdir() if p.name != RunLock.FILE]
-    if others and not (run_dir / RUN_MARKER).exists() and not (run_dir / ckpt.CKPT_DIR).is_dir():
-        listed = ", ".join(sorted(others)[:3]) + (", ..." if len(others) > 3 else "")
-        raise FileExistsError(f"--out {run_dir}: is not empty ({listed}) and is not an lggan run folder (no "
-                              f"{RUN_MARKER}); choose a new or empty folder")
+
+    def foreign(folder: Path) -> list[str]:
+        if (folder / RUN_MARKER).exists() or (folder / ckpt.CKPT_DIR).is_dir():
+            return []
+        return [p.name for p in folder.iterdir() if p.name != RunLock.FILE]
+
+    check_output_folder("--out", run_dir, "an lggan run", foreign, f" and no {RUN_MARKER} marker")
 
 
 def _claim_run_folder(run_dir: Path, resume: bool, data_root: str | None = None) -> tuple[RunLock, bool]:
