@@ -26,16 +26,11 @@ def readme_block(after: str) -> list[str]:
     return [line.split("  #")[0].strip() for line in block.group(1).splitlines() if line.strip()]
 
 
-def colour_city(root: Path) -> None:
-    """mydata/{train,val}/{images,labels}: the built-in city's photos and label maps drawn in Cityscapes colours."""
+def city_as_custom(root: Path, seed: int, label_file) -> None:
+    """mydata/{train,val}/{images,labels}: the built-in city's photos, each label map made by label_file(ids)."""
     from lggan.data import generate_synth_city
-    from lggan.data.palette import builtin_label_palette
 
-    city = builtin_label_palette("cityscapes")
-    lut = np.zeros((256, 3), np.uint8)
-    for v in range(34):
-        lut[v] = city.colour_of(v)
-    generate_synth_city(root / "city", num_train=3, num_val=2, size=(64, 32), seed=1, progress=False)
+    generate_synth_city(root / "city", num_train=3, num_val=2, size=(64, 32), seed=seed, progress=False)
     for split in ("train", "val"):
         for photo in sorted((root / "city" / "leftImg8bit" / split).rglob("*_leftImg8bit.png")):
             stem = photo.name[: -len("_leftImg8bit.png")]
@@ -43,7 +38,19 @@ def colour_city(root: Path) -> None:
             (root / "mydata" / split / "images").mkdir(parents=True, exist_ok=True)
             (root / "mydata" / split / "labels").mkdir(parents=True, exist_ok=True)
             Image.open(photo).save(root / "mydata" / split / "images" / f"{stem}.png")
-            Image.fromarray(lut[np.asarray(Image.open(ids))]).save(root / "mydata" / split / "labels" / f"{stem}.png")
+            label = label_file(np.asarray(Image.open(ids)))
+            Image.fromarray(label).save(root / "mydata" / split / "labels" / f"{stem}.png")
+
+
+def colour_city(root: Path) -> None:
+    """The built-in city as a custom dataset whose label maps are drawn in Cityscapes colours."""
+    from lggan.data.palette import builtin_label_palette
+
+    city = builtin_label_palette("cityscapes")
+    lut = np.zeros((256, 3), np.uint8)
+    for v in range(34):
+        lut[v] = city.colour_of(v)
+    city_as_custom(root, 1, lambda ids: lut[ids])
 
 
 def test_custom_walkthrough_with_colour_label_maps(tmp_path, monkeypatch, capsys):
@@ -69,19 +76,8 @@ def test_custom_walkthrough_with_colour_label_maps(tmp_path, monkeypatch, capsys
 
 
 def id_city(root: Path, classes: int = 8) -> None:
-    """mydata/{train,val}/{images,labels}: the built-in city's photos with its label ids folded into 0..classes-1."""
-    from lggan.data import generate_synth_city
-
-    generate_synth_city(root / "city", num_train=3, num_val=2, size=(64, 32), seed=2, progress=False)
-    for split in ("train", "val"):
-        for photo in sorted((root / "city" / "leftImg8bit" / split).rglob("*_leftImg8bit.png")):
-            stem = photo.name[: -len("_leftImg8bit.png")]
-            ids = next((root / "city" / "gtFine" / split).rglob(f"{stem}_gtFine_labelIds.png"))
-            (root / "mydata" / split / "images").mkdir(parents=True, exist_ok=True)
-            (root / "mydata" / split / "labels").mkdir(parents=True, exist_ok=True)
-            Image.open(photo).save(root / "mydata" / split / "images" / f"{stem}.png")
-            folded = (np.asarray(Image.open(ids)).astype(np.int64) % classes).astype(np.uint8)
-            Image.fromarray(folded).save(root / "mydata" / split / "labels" / f"{stem}.png")
+    """The built-in city as a custom dataset with its label ids folded into 0..classes-1."""
+    city_as_custom(root, 2, lambda ids: (ids.astype(np.int64) % classes).astype(np.uint8))
 
 
 def test_custom_walkthrough_with_class_id_label_maps(tmp_path, monkeypatch, capsys):

@@ -449,19 +449,11 @@ class PagePictures:
 
     def __init__(self, folder: Path, segmenter, palette: np.ndarray, per_image: dict[str, dict[str, float | None]]):
         self.folder, self.segmenter, self.per_image = folder, segmenter, per_image
-        # Train id -> colour, plus black for the ignored value 255 (index k of the table).
-        colours = train_id_colours(palette, segmenter)
-        self.colours = np.concatenate([colours, np.zeros((1, 3), np.uint8)])
-
-    def picture(self, ids) -> np.ndarray:
-        k = self.segmenter.num_classes
-        ids = ids.clone()
-        ids[(ids < 0) | (ids >= k)] = k
-        return self.colours[ids.numpy()]
+        self.colours = train_id_colours(palette, segmenter)  # train id -> colour; the ignored 255 draws black
 
     def add(self, files: list[Path], images, target, predicted) -> None:
         from .metrics.segmentation import confusion_matrix, segmentation_summary
-        from .viz import save_png
+        from .viz import label_picture, save_png
 
         k = self.segmenter.num_classes
         for j, f in enumerate(files):
@@ -469,8 +461,8 @@ class PagePictures:
             summary = segmentation_summary(conf, target[j].numel(), [str(c) for c in range(k)])
             self.per_image.setdefault(f.name, {}).update(miou=summary["miou"],
                                                          pixel_accuracy=summary["pixel_accuracy"])
-            save_png(self.picture(target[j]), self.folder / "labels" / f.name)
-            save_png(self.picture(predicted[j]), self.folder / "predictions" / f.name)
+            save_png(label_picture(target[j], self.colours), self.folder / "labels" / f.name)
+            save_png(label_picture(predicted[j], self.colours), self.folder / "predictions" / f.name)
 
 
 def write_page(page: tuple[Path, Path], generated: Path, real: Path, per_image: dict[str, dict[str, float | None]],

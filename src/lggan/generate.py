@@ -585,13 +585,11 @@ LABEL_PICTURES = "label_maps"
 def _write_generate_page(out: Path, items: list, samples: list, task: Any, branches: bool, checkpoint: Path) -> None:
     """out/index.html: each input's label map (in its class colours; void and unknown ids black) and its outputs."""
     from .results_page import PageRow, write_results_page
+    from .viz import label_picture
 
-    colours = np.concatenate([np.asarray(task.palette, np.uint8), np.zeros((1, 3), np.uint8)])
     rows = []
     for it, sample in zip(items, samples):
-        ids = sample.label.numpy().astype(np.int64)
-        ids[(ids < 0) | (ids >= len(colours) - 1)] = len(colours) - 1
-        save_png(colours[ids], out / LABEL_PICTURES / it.output_name)
+        save_png(label_picture(sample.label, task.palette), out / LABEL_PICTURES / it.output_name)
         pictures = {"label map": out / LABEL_PICTURES / it.output_name, "generated": out / it.output_name}
         if branches:
             pictures |= {folder: out / folder / it.output_name for folder in BRANCH_FOLDERS}

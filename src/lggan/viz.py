@@ -32,6 +32,12 @@ def palette_to_rgb(label: torch.Tensor, palette: np.ndarray | torch.Tensor, igno
     return pal[idx].permute(0, 3, 1, 2).contiguous()
 
 
+def label_picture(label: torch.Tensor, palette: np.ndarray | torch.Tensor) -> np.ndarray:
+    """Class indices [H,W] -> uint8 [H,W,3] in the palette's colours (indices outside it black), for a PNG."""
+    rgb = palette_to_rgb(label[None].cpu(), palette)[0]
+    return (rgb * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
+
+
 def make_grid(columns: list[torch.Tensor], pad: int = 2) -> np.ndarray:
     """Columns of [B,3,H,W] images in [0, 1] -> one uint8 [B*(H+pad), n*(W+pad), 3] grid, a row per sample."""
     b, _, h, w = columns[0].shape
