@@ -14,7 +14,8 @@ from lggan.cli import main
 README = Path(__file__).resolve().parents[1] / "README.md"
 TINY_TRAIN = ["--set", "data.load_size=64x32", "--set", "model.ngf=4", "--set", "model.ndf=8", "--set",
               "model.spade_hidden=8", "--set", "model.num_res_blocks=1", "--set", "data.num_workers=0",
-              "--set", "train.batch_size=2", "--iterations", "2", "--set", "loss.vgg=0", "--set", "train.progress=false"]
+              "--set", "train.batch_size=2", "--iterations", "2", "--set", "loss.vgg=0",
+              "--set", "train.progress=false"]
 
 
 def readme_block(after: str) -> list[str]:

@@ -535,7 +535,8 @@ def evaluate_cli(args: argparse.Namespace) -> None:
         if per_class:
             print("\nper-class IoU (generated): " + ", ".join(
                 f"{k} {v:.1f}" if isinstance(v, (int, float)) else f"{k} -" for k, v in per_class.items()))
-    print(f"\nwrote {args.out}" + (f" and the results page {result['results_page']}" if "results_page" in result else ""))
+    page = f" and the results page {result['results_page']}" if "results_page" in result else ""
+    print(f"\nwrote {args.out}{page}")
 
 
 def add_evaluate_arguments(p: argparse.ArgumentParser) -> None:
