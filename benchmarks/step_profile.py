@@ -10,7 +10,7 @@ Used by `python -m benchmarks.train_step --profile OUT.md`.  How the CPU time is
 * Backward: the autograd engine runs each node under `autograd::engine::evaluate_function: <Node>`, whose sequence
   number is that of the forward op that created the node; the node's whole time goes to that forward op's part.
   AccumulateGrad nodes are "parameter gradient accumulation".
-* Phases: `lggan.train.g_step` / `d_step` are wrapped in `record_function("phase: G step")` / `("phase: D step")`
+* Phases: `lggan.training.steps.g_step` / `d_step` are wrapped in `record_function("phase: G step")` / `("phase: D step")`
   for the duration of the profile (restored afterwards); what runs outside them (learning rates, input preparation)
   is "outside the steps".
 * The optimiser's own `Optimizer.step#...` / `Optimizer.zero_grad#...` ranges (torch.optim emits them) give the
@@ -108,10 +108,10 @@ class Scopes(contextlib.AbstractContextManager):
 
 
 def instrument(scopes: Scopes, G: nn.Module, discriminators: Iterable[nn.Module]) -> list[str]:
-    """Scopes for an LGGANGenerator, the discriminators and lggan.train's steps; returns what could not be hooked."""
+    """Scopes for an LGGANGenerator, the discriminators and lggan.training's steps; returns what could not be hooked."""
     import benchmarks.reference as reference
     import lggan.models.local_generator as local_generator
-    import lggan.train as train
+    import lggan.training.steps as steps
 
     missing = []
     for attr, label in (("encoder", G_ENCODER), ("global_generator", G_GLOBAL), ("classifier", G_CLASSIFIER),
@@ -136,9 +136,9 @@ def instrument(scopes: Scopes, G: nn.Module, discriminators: Iterable[nn.Module]
     for D in discriminators:
         scopes.hook(D, DISC)
     for name, label, prefix in (("g_step", "G step", PHASE), ("d_step", "D step", PHASE),
-                                ("_all_finite", FINITE, SCOPE), ("_ema_update", EMA, SCOPE)):
-        if not scopes.wrap(train, name, label, prefix):
-            missing.append(f"lggan.train.{name}")
+                                ("all_finite", FINITE, SCOPE), ("ema_update", EMA, SCOPE)):
+        if not scopes.wrap(steps, name, label, prefix):
+            missing.append(f"lggan.training.steps.{name}")
     return missing
 
 

@@ -5,11 +5,11 @@
     python -m benchmarks.train_step --report out.json --markdown out.md
     python -m benchmarks.train_step --profile profile.md             # torch.profiler breakdown of default vs reference
 
-Every variant is a real run built by `lggan.train.build_run` from the `cityscapes` preset (official widths: ngf 64,
+Every variant is a real run built by `lggan.training.build_run` from the `cityscapes` preset (official widths: ngf 64,
 SPADE hidden 128, 9 residual blocks, layout "more", 35 classes + instance edges), on a synthetic city of the
 benchmark size (street scenes with Cityscapes' classes and layout), with VGG off (its ImageNet weights are never
 downloaded) and everything else as released: hinge + feature matching + class CE + local L1. One iteration is
-`lggan.train.train_iteration` (the loop's own function: learning rates, input preparation, the two steps in the
+`lggan.training.train_iteration` (the loop's own function: learning rates, input preparation, the two steps in the
 config's order, counters), timed on a fixed batch (data loading runs in loader workers and is not part of it).
 
 Variants, interleaved in one process (the order rotates every repeat), reported as ratios of medians:
@@ -62,7 +62,7 @@ def variant_overrides(name: str, known_fields: set[str]) -> list[str]:
 
 def build_variant(name: str, city: Path, size: tuple[int, int], batch: int, work: Path, extra: list[str] = ()):
     from lggan.config import Config, apply_overrides, get_preset
-    from lggan.train import _start, build_run
+    from lggan.training import announce, build_run
 
     known = {f"{section}.{key}" for section, values in Config().to_dict().items() if isinstance(values, dict)
              for key in values}
@@ -72,7 +72,7 @@ def build_variant(name: str, city: Path, size: tuple[int, int], batch: int, work
     cfg = apply_overrides(get_preset("cityscapes"), items + variant_overrides(name, known) + list(extra))
     cfg.data.root = str(city)
     run = build_run(cfg, work / name, None, False)
-    _start(run, False)
+    announce(run)  # config.json, run_info.json (read by run_info) and the banner, as lggan train writes them
     if name == "reference":
         G = run.G
         G.forward = types.MethodType(lambda self, S: reference_forward(self, S), G)
@@ -83,7 +83,7 @@ def build_variant(name: str, city: Path, size: tuple[int, int], batch: int, work
 
 
 def one_iteration(run, batch) -> None:
-    from lggan.train import LoopStats, train_iteration
+    from lggan.training import LoopStats, train_iteration
 
     train_iteration(run, batch, 0, LoopStats())
 
@@ -92,6 +92,7 @@ def one_iteration(run, batch) -> None:
 def variant_runs(size: tuple[int, int], batch: int, variants: list[str], seed: int, extra: list[str] = ()):
     """(work folder, {variant: (run, batch)}) on a synthetic city of the benchmark size; the runs are closed after."""
     from lggan.data.synthetic import generate_synth_city
+    from lggan.training import close_run
 
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
@@ -103,9 +104,7 @@ def variant_runs(size: tuple[int, int], batch: int, variants: list[str], seed: i
             yield work, runs
         finally:
             for run, _ in runs.values():
-                run.log.close()
-                if run.lock is not None:
-                    run.lock.release()
+                close_run(run)
 
 
 def run_info(work: Path, variant: str) -> dict | None:

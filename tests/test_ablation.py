@@ -12,7 +12,7 @@ from lggan.ablation import (SMALL_CLASSES, Budget, curve_change, paired_differen
                             parse_seeds, study_markdown)
 from lggan.cli import main
 from lggan.config import ABLATION_VARIANTS, ablation_variant, config_changes, get_preset
-from lggan.train import train
+from lggan.training import train
 from test_train import read_log, tiny_cfg
 
 @pytest.fixture(scope="module")
@@ -95,7 +95,7 @@ def test_the_evaluator_restores_the_rng_even_when_the_forward_draws_from_it(city
     # would pass without the restore; a forward that draws (dropout, noise inputs) must not move training's RNG.
     from lggan.config import apply_overrides
     from lggan.tasks import make_task
-    from lggan.train_eval import TrainingEvaluator
+    from lggan.training.evaluator import TrainingEvaluator
 
     city, seg = city_and_segmenter
     cfg = tiny_cfg(city)

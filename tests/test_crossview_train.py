@@ -9,7 +9,7 @@ import torch
 from PIL import Image
 
 from lggan.config import apply_overrides, get_preset
-from lggan.train import train
+from lggan.training import train
 
 TINY = [
     "model.ngf=4", "model.ndf=8", "model.num_res_blocks=1", "train.batch_size=2", "data.num_workers=0",

@@ -8,7 +8,7 @@ from PIL import Image
 
 from lggan.cli import main
 from lggan.config import apply_overrides, get_preset
-from lggan.train import train
+from lggan.training import train
 
 TINY = [
     "data.load_size=64x32", "model.ngf=4", "model.ndf=8", "model.spade_hidden=8", "model.num_res_blocks=1",

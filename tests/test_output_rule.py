@@ -131,7 +131,7 @@ def test_the_rule_itself(tmp_path):
 
 
 def test_train_uses_only_new_empty_or_run_folders(world, tmp_path, capsys):
-    from lggan.train import RUN_MARKER
+    from lggan.training import RUN_MARKER
 
     theirs = tmp_path / "theirs"
     theirs.mkdir()
@@ -149,7 +149,7 @@ def test_train_uses_only_new_empty_or_run_folders(world, tmp_path, capsys):
     ours.mkdir()
     (ours / RUN_MARKER).write_text("a run folder of lggan train\n")
     (ours / "log.jsonl").write_text("")
-    from lggan.train import _check_run_folder
+    from lggan.training.run import _check_run_folder
 
     _check_run_folder(ours, None)
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from lggan.train import STEP_ORDERS, _start, build_run, lr_factor, unwrap
+from lggan.training import STEP_ORDERS, build_run, close_run, lr_factor
 
 from test_train import tiny_cfg
 
@@ -45,9 +45,8 @@ def _events_of_one_iteration(city, tmp_path, order):
     cfg = tiny_cfg(city, "train.iterations=1", f"train.step_order={order}")
     run = build_run(cfg, tmp_path / order, None, False)
     try:
-        _start(run, False)
         events, judged, made = [], [], []
-        G = unwrap(run.G)
+        G = run.G
 
         def on_g(m, i, o):
             events.append("G+grad" if torch.is_grad_enabled() else "G-nograd")
@@ -65,8 +64,7 @@ def _events_of_one_iteration(city, tmp_path, order):
         STEP_ORDERS[order](run, prep)
         return events, judged, made, prep
     finally:
-        run.log.close()
-        run.lock.release()
+        close_run(run)
 
 
 @pytest.mark.parametrize("order, expected, judged_forward", [
@@ -86,7 +84,7 @@ def test_step_orders_run_as_declared(city, tmp_path, order, expected, judged_for
 
 
 def test_the_global_batch_must_split_over_the_processes(city, tmp_path, monkeypatch):
-    import lggan.train as T
+    import lggan.training.run as T
 
     monkeypatch.setattr(T, "setup_distributed", lambda name: T.DistInfo(rank=1, world_size=3))
     with pytest.raises(ValueError, match="train.batch_size=2 is the global batch: it must split evenly over the 3"):

@@ -21,7 +21,8 @@ from lggan.data.common import make_semantic_input
 from lggan.models import CrossViewGenerator, LGGANGenerator, set_activation_checkpointing
 from lggan.models.class_conv import ClassSpecificConv, combine_class_images
 from lggan.tasks import make_task
-from lggan.train import _start, amp_settings, build_run, train
+from lggan.precision import amp_settings
+from lggan.training import STEP_ORDERS, build_run, close_run, train
 
 from test_crossview_train import tiny_cfg as crossview_cfg
 from test_crossview_train import towns  # noqa: F401 (a fixture)
@@ -359,11 +360,8 @@ def test_a_cross_view_run_with_every_speed_option_trains(towns, tmp_path):  # no
 
 
 def test_the_losses_of_a_bf16_iteration_are_fp32(city, tmp_path):
-    from lggan.train import STEP_ORDERS
-
     run = build_run(tiny_cfg(city, "train.iterations=1", "train.amp=bf16"), tmp_path / "run", None, False)
     try:
-        _start(run, False)
         batch = next(iter(run.data.epoch_batches(0, 0)))
         prep = run.task.prepare(batch, run.device)
         out = run.generate(prep)
@@ -373,9 +371,7 @@ def test_the_losses_of_a_bf16_iteration_are_fp32(city, tmp_path):
         assert d_loss.dtype == g_loss.dtype == torch.float32
         assert all(v.dtype == torch.float32 for v in {**d_terms, **g_terms}.values())
     finally:
-        run.data.close()
-        run.log.close()
-        run.lock.release()
+        close_run(run)
 
 
 def test_auto_records_the_decision_of_this_machine(city, tmp_path, capsys):

@@ -13,7 +13,7 @@ from PIL import Image
 
 from lggan import checkpoint as ckpt
 from lggan.config import apply_overrides, get_preset
-from lggan.train import learning_rate, train
+from lggan.training import learning_rate, train
 
 TINY = [
     "data.load_size=64x32", "model.ngf=4", "model.ndf=8", "model.spade_hidden=8", "model.num_res_blocks=1",
@@ -165,7 +165,7 @@ def _free_port() -> int:
 
 def _ddp_worker(rank, world, port, cfg_dict, out):
     from lggan.config import Config
-    from lggan.train import train as run
+    from lggan.training import train as run
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world),
                       LOCAL_RANK=str(rank))

@@ -16,7 +16,8 @@ import pytest
 from PIL import Image
 
 import lggan
-from lggan import train as T
+from lggan.training import report as R
+from lggan.training import RunLog, steps, train
 from lggan.cli import _config_from_args, _Formatter, build_parser, main
 from lggan.config import Config, apply_config_file, apply_overrides, get_preset
 from lggan.tasks import make_task
@@ -64,7 +65,7 @@ def lines_run(city, tmp_path_factory):
     fake_tb.SummaryWriter = FakeSummaryWriter
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stdout(out):
         mp.setitem(sys.modules, "torch.utils.tensorboard", fake_tb)
-        result = T.train(cfg, tmp_path_factory.mktemp("lines") / "run")
+        result = train(cfg, tmp_path_factory.mktemp("lines") / "run")
     return cfg, result, out.getvalue()
 
 
@@ -109,12 +110,12 @@ def test_banner_numbers_are_the_real_parameter_counts_data_sizes_and_schedule(li
 def test_generator_parameter_counts_split_global_and_local_and_add_up():
     cfg = apply_overrides(get_preset("synth"), TINY)
     G = make_task(cfg, None).build_generator()
-    counts = T.generator_parameter_counts(G)
+    counts = R.generator_parameter_counts(G)
     assert list(counts) == ["encoder", "global G_g", "local G_l", "classifier", "weight map"]
     assert counts["global G_g"] == _params(G.global_generator) and counts["local G_l"] == _params(G.local)
-    assert sum(counts.values()) == T.parameter_count(G) == _params(G)
+    assert sum(counts.values()) == R.parameter_count(G) == _params(G)
     s1 = make_task(apply_overrides(get_preset("S1"), TINY), None).build_generator()  # global generator only
-    assert "local G_l" not in T.generator_parameter_counts(s1)
+    assert "local G_l" not in R.generator_parameter_counts(s1)
 
 
 # -- progress --------------------------------------------------------------------------------------------------------
@@ -136,11 +137,11 @@ def test_without_the_bar_a_plain_line_per_log_step_with_eta(lines_run):
 def test_a_heartbeat_record_whatever_log_every_is(city, tmp_path, monkeypatch, capsys):
     """A record (log.jsonl and a line) at the first iteration and whenever HEARTBEAT_SECONDS have passed since the
     last, however large train.log_every is; a resumed session starts with a record too."""
-    monkeypatch.setattr(T, "HEARTBEAT_SECONDS", 1e9)
-    run = T.train(tiny_cfg(city, "train.iterations=3", "train.log_every=1000"), tmp_path / "run")
+    monkeypatch.setattr(steps, "HEARTBEAT_SECONDS", 1e9)
+    run = train(tiny_cfg(city, "train.iterations=3", "train.log_every=1000"), tmp_path / "run")
     assert [json.loads(x)["iteration"] for x in (run.run_dir / "log.jsonl").read_text().splitlines()] == [1, 3]
-    monkeypatch.setattr(T, "HEARTBEAT_SECONDS", 0.0)  # every iteration is a minute after the last record
-    T.train(tiny_cfg(city, "train.iterations=6", "train.log_every=1000"), tmp_path / "run", resume=True)
+    monkeypatch.setattr(steps, "HEARTBEAT_SECONDS", 0.0)  # every iteration is a minute after the last record
+    train(tiny_cfg(city, "train.iterations=6", "train.log_every=1000"), tmp_path / "run", resume=True)
     logged = [json.loads(x)["iteration"] for x in (run.run_dir / "log.jsonl").read_text().splitlines()]
     assert logged == [1, 3, 4, 5, 6]
     assert [line.split()[1] for line in capsys.readouterr().out.splitlines() if line.startswith("iter ")] == \
@@ -148,8 +149,8 @@ def test_a_heartbeat_record_whatever_log_every_is(city, tmp_path, monkeypatch, c
 
 
 def test_the_bar_spans_the_whole_run_and_replaces_the_lines(city, tmp_path, monkeypatch, capsys):
-    monkeypatch.setattr(T, "progress_bar_wanted", lambda progress: progress)  # as on a terminal
-    T.train(tiny_cfg(city, "train.iterations=4", "train.log_every=1", "train.progress=true"), tmp_path / "run")
+    monkeypatch.setattr(R, "progress_bar_wanted", lambda progress: progress)  # as on a terminal
+    train(tiny_cfg(city, "train.iterations=4", "train.log_every=1", "train.progress=true"), tmp_path / "run")
     captured = capsys.readouterr()
     assert "(progress: bar)" in captured.out
     assert not [line for line in captured.out.splitlines() if line.startswith("iter ")]
@@ -160,21 +161,21 @@ def test_the_bar_spans_the_whole_run_and_replaces_the_lines(city, tmp_path, monk
 
 def test_the_bar_is_off_when_stderr_is_not_a_terminal(monkeypatch):
     monkeypatch.setattr(sys, "stderr", io.StringIO())
-    assert T.progress_bar_wanted(True) is False and T.progress_bar_wanted(False) is False
+    assert R.progress_bar_wanted(True) is False and R.progress_bar_wanted(False) is False
 
     class Tty(io.StringIO):
         def isatty(self):
             return True
 
     monkeypatch.setattr(sys, "stderr", Tty())
-    assert T.progress_bar_wanted(True) is True and T.progress_bar_wanted(False) is False
+    assert R.progress_bar_wanted(True) is True and R.progress_bar_wanted(False) is False
 
 
 def test_durations_and_the_eta_under_a_time_budget():
-    assert [T.format_duration(s) for s in (0, 45, 190, 7500)] == ["0s", "45s", "3m10s", "2h05m"]
+    assert [R.format_duration(s) for s in (0, 45, 190, 7500)] == ["0s", "45s", "3m10s", "2h05m"]
     tc = types.SimpleNamespace(max_seconds=None, progress=False)
     run = types.SimpleNamespace(iteration=0, train_seconds=0.0, total=100, cfg=types.SimpleNamespace(train=tc))
-    p = T.Progress(run, enabled=False)
+    p = R.Progress(run, enabled=False)
     run.iteration = 25
     assert p.eta_seconds(50.0) == pytest.approx(150.0)  # 75 iterations left at 2 s each
     run.cfg.train.max_seconds = 80.0
@@ -196,7 +197,7 @@ def test_sample_grids_go_to_tensorboard_when_it_is_installed(lines_run):
 
 def test_without_tensorboard_add_image_does_nothing(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "torch.utils.tensorboard", None)  # import fails
-    log = T.RunLog(tmp_path, True)
+    log = RunLog(tmp_path, True)
     assert log.tb is None
     log.add_image("samples", np.zeros((4, 4, 3), np.uint8), 1)
     log.close()
@@ -300,7 +301,7 @@ def test_custom_preset_needs_num_classes_from_the_user(capsys):
         apply_overrides(cfg, [])
     assert apply_overrides(cfg, ["data.num_classes=5"]).data.semantic_nc == 5
     with pytest.raises(ValueError, match=r"data.num_classes is not set"):  # the library's train() says so too
-        T.train(cfg, Path("never-created"))
+        train(cfg, Path("never-created"))
     assert not Path("never-created").exists()
     assert main(["train", "--preset", "custom", "--print-config"]) == 2
     err = capsys.readouterr().err.strip()

@@ -17,7 +17,7 @@ from PIL import Image
 from lggan import checkpoint as ckpt
 from lggan.cli import main
 from lggan.io import FolderBusyError, RunLock
-from lggan.train import train
+from lggan.training import train
 
 from test_train import TINY, tiny_cfg
 
@@ -89,7 +89,7 @@ def test_a_worker_failure_also_ends_an_in_process_run_and_stops_its_workers(city
         return original(self, index)
 
     monkeypatch.setattr(CityscapesDataset, "__getitem__", broken)
-    from lggan.train import DataLoadError
+    from lggan.training import DataLoadError
 
     with pytest.raises(DataLoadError, match=r"x_leftImg8bit\.png.*Input/output error"):
         train(tiny_cfg(city, "train.iterations=20", "data.num_workers=1"), tmp_path / "run")
@@ -404,7 +404,7 @@ def test_a_run_that_fails_before_training_leaves_no_folder_behind(tmp_path, caps
 
 
 def test_resume_without_a_checkpoint_fails_before_building_anything(tmp_path, monkeypatch, capsys):
-    import lggan.train as T
+    import lggan.training.run as T
 
     def never(*a, **kw):
         raise AssertionError("the task was built")

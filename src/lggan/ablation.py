@@ -504,7 +504,8 @@ def _check_study_folder(out: Path) -> None:
 def run_study(opts: StudyOptions, command: str = "lggan ablation") -> dict:
     """Trains (or resumes) every variant x seed, evaluates each, writes study.json/.md and the figures."""
     from .tasks import make_task
-    from .train import resolve_device, train
+    from .runtime import resolve_device
+    from .training import train
 
     t_start = time.time()
     out = Path(opts.out)

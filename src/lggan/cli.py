@@ -140,7 +140,7 @@ def cmd_train(a: argparse.Namespace) -> int:
         for note in make_task(cfg).config_notes():  # on stderr: stdout stays the JSON
             print(f"note: {note}", file=sys.stderr)
         return 0
-    from .train import train
+    from .training import train
 
     out = Path(a.out) if a.out else _fresh_run_dir(Path("runs") / cfg.preset)
     result = train(cfg, out, resume=a.resume)

@@ -304,7 +304,7 @@ def evaluate(args: argparse.Namespace) -> dict[str, Any]:
     from .metrics.folders import comparison_protocol
     from .metrics.segmentation import paired_sizes
     from .tasks import make_task, task_class
-    from .train import resolve_device
+    from .runtime import resolve_device
 
     # The output rule first (lggan.io.check_outputs): nothing is loaded or generated for a refused --out.
     page = results_page_paths(args.out) if getattr(args, "html", False) else None
@@ -618,7 +618,7 @@ def train_segmenter_for(dataset: str, data_root: str | None, out: str | Path, lo
 
 
 def train_segmenter_cli(args: argparse.Namespace) -> None:
-    from .train import resolve_device
+    from .runtime import resolve_device
 
     check_outputs("--out", (args.out,), args.overwrite, data={"--data": args.data})
     apply_threads(getattr(args, "threads", 0))

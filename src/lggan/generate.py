@@ -311,7 +311,7 @@ def _load_weights(where: Path, use_ema: bool, shown: Path) -> dict[str, torch.Te
 def _build_generator(path: Path, where: Path, cfg: Config, device: str | torch.device, use_ema: bool,
                      amp: str = "auto", channels_last: str = "auto") -> Synthesizer:
     from .tasks import make_task
-    from .train import resolve_device
+    from .runtime import resolve_device
 
     dev = resolve_device(device) if isinstance(device, str) else device
     G = make_task(cfg).build_generator()

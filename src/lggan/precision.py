@@ -252,6 +252,16 @@ def speed_plan(device: torch.device, amp: str, channels_last: str, activation_ch
                      activation_checkpointing=activation_checkpointing, compile=compile)
 
 
+def amp_settings(mode: str, device: torch.device, bf16_native: bool | None = None) -> tuple[torch.dtype | None, bool]:
+    """(autocast dtype or None, use a grad scaler) of train.amp on `device` (amp_decision).
+
+    auto: bf16 where the device has it natively (CUDA >= Ampere, CPUs with AMX/AVX512-BF16), fp32 elsewhere.
+    bf16_native: None detects it.
+    """
+    native = device_bf16_native(device) if bf16_native is None else bf16_native
+    return amp_decision(mode, device.type, native)
+
+
 def check_inference_modes(amp: str, channels_last: str) -> None:
     """One-line ValueError naming the argument when --amp / channels_last is not an allowed value."""
     if amp not in choices(InferenceAmpMode):
@@ -271,6 +281,7 @@ __all__ = [
     "AutocastFloat",
     "SpeedPlan",
     "amp_decision",
+    "amp_settings",
     "autocast",
     "channels_last_decision",
     "channels_last_input",

@@ -1,4 +1,4 @@
-"""The two tasks of the paper as data + networks + loss recipes; the training loop is shared (train.py).
+"""The two tasks of the paper as data + networks + loss recipes; the training loop is shared (training/).
 
 A task turns a collated batch into a `Prepared` record (generator inputs, class masks M_i, the real image and the
 conditions of each discriminator), builds its networks from the config, and adds up its generator/discriminator

@@ -14,8 +14,8 @@ from typing import Any, Callable
 import torch
 import torch.nn as nn
 
-from .tasks import EvalBatch, Task, as_id_batch
-from .viz import to_unit
+from ..tasks import EvalBatch, Task, as_id_batch
+from ..viz import to_unit
 
 # Images per generator/segmenter call: small enough for a CPU, large enough to amortise the call overhead.
 EVAL_BATCH = 8
@@ -30,7 +30,7 @@ class TrainingEvaluator:
     """Scores a generator on the first `eval_images` images of the evaluation split with a built-in segmenter."""
 
     def __init__(self, task: Task, segmenter: Any, batches: list[EvalBatch], device: torch.device):
-        from .metrics.segmentation import map_labels
+        from ..metrics.segmentation import map_labels
 
         self.task = task
         self.segmenter = segmenter
@@ -46,7 +46,7 @@ class TrainingEvaluator:
     @classmethod
     def build(cls, task: Task, segmenter_path: str, num_images: int, device: torch.device) -> "TrainingEvaluator":
         """Loads the segmenter and the evaluation subset; errors name train.eval_segmenter / the task."""
-        from .metrics import load_segmenter
+        from ..metrics import load_segmenter
 
         if not task.has_label_maps():
             raise ValueError(f"train.eval_every: the {task.cfg.model.task} task has no label maps for the segmenter "
@@ -67,7 +67,7 @@ class TrainingEvaluator:
         return cls(task, segmenter, list(batches), device)
 
     def _score(self, images_of: Callable[[EvalBatch], torch.Tensor]) -> dict[str, Any]:
-        from .metrics.segmentation import confusion_matrix, segmentation_summary
+        from ..metrics.segmentation import confusion_matrix, segmentation_summary
 
         seg = self.segmenter
         confusion = torch.zeros(seg.num_classes, seg.num_classes, dtype=torch.long)
