@@ -305,7 +305,7 @@ def test_examples_come_from_the_held_out_split_where_the_data_is_here(tmp_path: 
 def test_the_page_opens_with_its_first_image_made(model, tmp_path: Path) -> None:
     """The outputs hold the starting map's image when the page is built: no model round trip after it loads."""
     pytest.importorskip("gradio")
-    from lggan.demo import build_app
+    from lggan.demo import build_app, demo_asset
 
     app = build_app(model, workdir=tmp_path / "downloads")
     blocks = {getattr(b, "elem_id", None): b for b in app.blocks.values()}
@@ -317,3 +317,34 @@ def test_the_page_opens_with_its_first_image_made(model, tmp_path: Path) -> None
     assert "generated in" in blocks["lggan-status"].value
     triggers = {event for dep in app.config["dependencies"] for _, event in dep["targets"]}
     assert "load" not in triggers and "change" in triggers
+    # The page's API names are its handlers' names.
+    assert [dep["api_name"] for dep in app.config["dependencies"]] == ["generate", "start_from", "show_class", "upload"]
+    # The painter is the package's files, as shipped.
+    painter = blocks["lggan-painter"]
+    assert (painter.html_template, painter.css_template, painter.js_on_load) == \
+        (demo_asset("painter.html"), demo_asset("painter.css"), demo_asset("painter.js"))
+
+
+def test_the_page_files_are_package_data_a_wheel_ships() -> None:
+    """painter.html/.css/.js and page.css are files of the package (importlib.resources), matched by pyproject's
+    package-data globs (so a non-editable install has them), and demo.py holds none of them as strings."""
+    import ast
+    import fnmatch
+
+    from lggan.demo import demo_asset
+
+    tomllib = pytest.importorskip("tomllib")
+    root = Path(__file__).resolve().parents[1]
+    package = root / "src" / "lggan"
+    globs = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]["lggan"]
+    files = [f.relative_to(package).as_posix() for f in (package / "assets").rglob("*") if f.is_file()]
+    assert {"assets/demo/painter.html", "assets/demo/painter.css", "assets/demo/painter.js",
+            "assets/demo/page.css"} <= set(files)
+    for f in files:
+        assert any(fnmatch.fnmatch(f, g) and f.count("/") == g.count("/") for g in globs), f"{f}: not package data"
+    html, css, js, page = (demo_asset(n) for n in ("painter.html", "painter.css", "painter.js", "page.css"))
+    assert '<canvas class="lg-canvas"' in html and ".lg-canvas {" in css and "'.lg-canvas'" in js
+    assert ".lggan-out img" in page
+    strings = [n.value for n in ast.walk(ast.parse((package / "demo.py").read_text()))
+               if isinstance(n, ast.Constant) and isinstance(n.value, str)]
+    assert not [v for v in strings if any(k in v for k in ("<div", "<canvas", "function ", "px;"))]

@@ -96,6 +96,10 @@ def test_painting_a_stroke_updates_the_result_inside_the_stroke(tmp_path: Path) 
                 assert before.shape == (h, w, 3) and canvas0.shape == (h, w, 3)
                 ids0 = canvas_to_ids(canvas0, model.palette)
                 assert car not in ids0
+                # The package's CSS files are served: the painter's (painter.css) and the page's (page.css).
+                style = "([sel, prop]) => getComputedStyle(document.querySelector(sel)).getPropertyValue(prop)"
+                assert page.evaluate(style, ["#lggan-painter canvas", "cursor"]) == "crosshair"
+                assert page.evaluate(style, ["#lggan-result img", "image-rendering"]) == "pixelated"
 
                 # Pick "car" in the class list, a brush of a quarter of the height, and paint across the middle.
                 page.click(f"#lggan-painter .lg-class[data-class='{car}']")

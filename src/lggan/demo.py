@@ -28,6 +28,7 @@ import threading
 import time
 import zipfile
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -577,232 +578,181 @@ def write_downloads(result: DemoResult, ids: np.ndarray, model: DemoModel, folde
 
 # -- the page ----------------------------------------------------------------------------------------------------
 
-_PAINTER_TEMPLATE = """
-<div class="lg-painter">
-  <div class="lg-tools">
-    <button type="button" class="lg-tool" data-tool="brush" title="Paint with the selected class">Brush</button>
-    <button type="button" class="lg-tool" data-tool="fill"
-            title="Fill the connected region under the pointer with the selected class">Fill</button>
-    <label class="lg-size-label">Size <input type="range" class="lg-size" min="1" max="${max_brush}"
-           value="${brush}"> <span class="lg-size-value">${brush}</span></label>
-    <button type="button" class="lg-undo" title="Undo the last stroke, fill, clear or upload">Undo</button>
-    <button type="button" class="lg-clear" title="Fill the whole map with the selected class">Clear</button>
-    <span class="lg-current" title="selected class"><span class="lg-swatch lg-current-swatch"></span>
-      <span class="lg-current-name"></span></span>
-  </div>
-  <div class="lg-body">
-    <canvas class="lg-canvas" width="${width}" height="${height}"></canvas>
-    <div class="lg-classes">
-      <input type="search" class="lg-filter" placeholder="find a class">
-      <div class="lg-class-list">
-        {{#each classes}}<button type="button" class="lg-class" data-class="{{this.id}}"
-          title="class {{this.id}}: {{this.name}} {{this.hex}}"><span class="lg-swatch"
-          style="background:{{this.hex}}"></span><span class="lg-class-name">{{this.name}}</span></button>{{/each}}
-      </div>
-    </div>
-  </div>
-</div>
-"""
+# The page's HTML, CSS and JavaScript are package files (lggan/assets/demo), read with importlib.resources:
+#   painter.html, painter.css, painter.js: the painter, a gr.HTML component. A canvas of the model's size holds class
+#     ids, drawn with exact palette colours (no anti-aliasing, so the colours read back to ids exactly). Each stroke,
+#     fill, clear or undo sends the map to the server as props.value (a JSON message with a PNG data URL); a value
+#     set by the server (an upload) is loaded onto the canvas.
+#   page.css: the whole page's CSS, given to launch (see `serve`).
+ASSETS = "assets/demo"
 
-_PAINTER_CSS = """
-.lg-painter { display: flex; flex-direction: column; gap: 6px; user-select: none; }
-.lg-tools { display: flex; flex-wrap: wrap; align-items: center; gap: 6px; }
-.lg-tools button { padding: 2px 10px; border: 1px solid #999; border-radius: 4px; background: #f4f4f4;
-  cursor: pointer; color: #222; }
-.lg-tools button.lg-active { background: #2b6cb0; color: #fff; border-color: #2b6cb0; }
-.lg-size-label { display: flex; align-items: center; gap: 4px; margin: 0 6px; }
-.lg-body { display: flex; gap: 8px; align-items: flex-start; }
-.lg-canvas { flex: 1 1 auto; min-width: 0; width: 100%; height: auto; image-rendering: pixelated;
-  cursor: crosshair; border: 1px solid #999; touch-action: none; }
-.lg-classes { flex: 0 0 190px; display: flex; flex-direction: column; gap: 4px; }
-.lg-filter { width: 100%; box-sizing: border-box; }
-.lg-class-list { max-height: 360px; overflow-y: auto; display: flex; flex-direction: column; gap: 1px; }
-.lg-class { display: flex; align-items: center; gap: 6px; padding: 1px 4px; border: 1px solid transparent;
-  background: none; cursor: pointer; text-align: left; font-size: 13px; color: inherit; }
-.lg-class.lg-active { border-color: #2b6cb0; background: rgba(43, 108, 176, 0.15); }
-.lg-swatch { display: inline-block; width: 14px; height: 14px; border: 1px solid #555; flex: 0 0 14px; }
-.lg-current { display: flex; align-items: center; gap: 4px; font-weight: 600; }
-"""
 
-# The painter: a canvas of the model's size holding class ids, drawn with exact palette colours (no anti-aliasing,
-# so the colours read back to ids exactly). Each stroke, fill, clear or undo sends the map to the server as
-# props.value (a JSON message with a PNG data URL); a value set by the server (an upload) is loaded onto the canvas.
-_PAINTER_JS = r"""
-const W = props.width, H = props.height, colors = props.colors;
-const canvas = element.querySelector('.lg-canvas');
-const ctx = canvas.getContext('2d', {willReadFrequently: true});
-const ids = new Int32Array(W * H);
-const pixels = ctx.createImageData(W, H);
-const lookup = new Map();
-colors.forEach((c, i) => { const k = (c[0] << 16) | (c[1] << 8) | c[2]; if (!lookup.has(k)) lookup.set(k, i); });
-const state = {cls: props.brush_class, tool: 'brush', size: props.brush, undo: [], sent: null, seen: null, seq: 0,
-               drawing: false, last: null};
-const q = (sel) => element.querySelector(sel);
-function refresh() {
-  element.querySelectorAll('.lg-tool').forEach(b => b.classList.toggle('lg-active', b.dataset.tool === state.tool));
-  element.querySelectorAll('.lg-class').forEach(b => b.classList.toggle('lg-active', +b.dataset.class === state.cls));
-  const c = colors[state.cls];
-  q('.lg-current-swatch').style.background = `rgb(${c[0]},${c[1]},${c[2]})`;
-  q('.lg-current-name').textContent = props.names[state.cls];
-  q('.lg-size').value = state.size;
-  q('.lg-size-value').textContent = state.size;
-  element.dataset.lgClass = state.cls;
-}
-function render() {
-  const d = pixels.data;
-  for (let i = 0; i < W * H; i++) {
-    const c = colors[ids[i]];
-    d[4 * i] = c[0]; d[4 * i + 1] = c[1]; d[4 * i + 2] = c[2]; d[4 * i + 3] = 255;
-  }
-  ctx.putImageData(pixels, 0, 0);
-}
-function send() {
-  render();
-  const v = JSON.stringify({image: canvas.toDataURL('image/png'), class: state.cls, seq: ++state.seq});
-  state.sent = v; state.seen = v;
-  props.value = v;  // the server's change listener runs the generator
-}
-function remember() {
-  state.undo.push(ids.slice());
-  if (state.undo.length > 50) state.undo.shift();
-}
-function nearest(r, g, b) {
-  let best = 0, bd = Infinity;
-  colors.forEach((c, i) => {
-    const d = (c[0] - r) ** 2 + (c[1] - g) ** 2 + (c[2] - b) ** 2;
-    if (d < bd) { bd = d; best = i; }
-  });
-  return best;
-}
-function load(value, undoable) {
-  let url = value;
-  try { const m = JSON.parse(value); url = m.image; } catch (e) {}
-  if (!url) return;
-  const im = new Image();
-  im.onload = () => {
-    const t = document.createElement('canvas'); t.width = W; t.height = H;
-    const tc = t.getContext('2d', {willReadFrequently: true});
-    tc.imageSmoothingEnabled = false;
-    tc.drawImage(im, 0, 0, W, H);
-    const d = tc.getImageData(0, 0, W, H).data;
-    if (undoable) remember();
-    for (let i = 0; i < W * H; i++) {
-      const k = (d[4 * i] << 16) | (d[4 * i + 1] << 8) | d[4 * i + 2];
-      const id = lookup.get(k);
-      ids[i] = id === undefined ? nearest(d[4 * i], d[4 * i + 1], d[4 * i + 2]) : id;
-    }
-    render(); refresh();
-    element.dataset.lgReady = '1';
-  };
-  im.src = url;
-}
-function at(e) {
-  const r = canvas.getBoundingClientRect();
-  return [(e.clientX - r.left) / r.width * W, (e.clientY - r.top) / r.height * H];
-}
-function dab(x, y) {
-  const rad = state.size / 2;
-  const x0 = Math.max(0, Math.floor(x - rad)), x1 = Math.min(W - 1, Math.ceil(x + rad));
-  const y0 = Math.max(0, Math.floor(y - rad)), y1 = Math.min(H - 1, Math.ceil(y + rad));
-  for (let py = y0; py <= y1; py++) for (let px = x0; px <= x1; px++) {
-    const dx = px + 0.5 - x, dy = py + 0.5 - y;
-    if (dx * dx + dy * dy <= rad * rad) ids[py * W + px] = state.cls;
-  }
-  const cx = Math.floor(x), cy = Math.floor(y);
-  if (cx >= 0 && cx < W && cy >= 0 && cy < H) ids[cy * W + cx] = state.cls;
-}
-function line(a, b) {
-  const dist = Math.hypot(b[0] - a[0], b[1] - a[1]);
-  const steps = Math.max(1, Math.ceil(dist / Math.max(0.5, state.size / 4)));
-  for (let s = 1; s <= steps; s++) dab(a[0] + (b[0] - a[0]) * s / steps, a[1] + (b[1] - a[1]) * s / steps);
-}
-function fill(x, y) {
-  x = Math.floor(x); y = Math.floor(y);
-  if (x < 0 || x >= W || y < 0 || y >= H) return false;
-  const from = ids[y * W + x], to = state.cls;
-  if (from === to) return false;
-  const stack = [y * W + x];
-  while (stack.length) {
-    const i = stack.pop();
-    if (ids[i] !== from) continue;
-    ids[i] = to;
-    const px = i % W;
-    if (px > 0) stack.push(i - 1);
-    if (px < W - 1) stack.push(i + 1);
-    if (i >= W) stack.push(i - W);
-    if (i < W * (H - 1)) stack.push(i + W);
-  }
-  return true;
-}
-canvas.addEventListener('pointerdown', (e) => {
-  if (e.button !== 0) return;
-  e.preventDefault();
-  const p = at(e);
-  if (state.tool === 'fill') {
-    const before = ids.slice();
-    if (fill(p[0], p[1])) { state.undo.push(before); if (state.undo.length > 50) state.undo.shift(); send(); }
-    return;
-  }
-  remember();
-  canvas.setPointerCapture(e.pointerId);
-  state.drawing = true; state.last = p;
-  dab(p[0], p[1]); render();
-});
-canvas.addEventListener('pointermove', (e) => {
-  if (!state.drawing) return;
-  const p = at(e);
-  line(state.last, p); state.last = p; render();
-});
-const end = (e) => {
-  if (!state.drawing) return;
-  state.drawing = false;
-  try { canvas.releasePointerCapture(e.pointerId); } catch (err) {}
-  send();
-};
-canvas.addEventListener('pointerup', end);
-canvas.addEventListener('pointercancel', end);
-element.addEventListener('click', (e) => {
-  const tool = e.target.closest('.lg-tool');
-  if (tool) { state.tool = tool.dataset.tool; refresh(); return; }
-  const cls = e.target.closest('.lg-class');
-  if (cls) { state.cls = +cls.dataset.class; refresh(); return; }
-  if (e.target.closest('.lg-undo')) {
-    if (state.undo.length) { ids.set(state.undo.pop()); send(); }
-    return;
-  }
-  if (e.target.closest('.lg-clear')) { remember(); ids.fill(state.cls); send(); }
-});
-element.addEventListener('input', (e) => {
-  if (e.target.classList.contains('lg-size')) { state.size = +e.target.value; refresh(); }
-  if (e.target.classList.contains('lg-filter')) {
-    const f = e.target.value.trim().toLowerCase();
-    element.querySelectorAll('.lg-class').forEach(b => {
-      b.style.display = (!f || b.textContent.toLowerCase().includes(f) || b.dataset.class === f) ? '' : 'none';
-    });
-  }
-});
-// A value from the server (an upload) is drawn onto the canvas; the painter's own values are not reloaded.
-const fromServer = () => {
-  const v = props.value;
-  if (v === state.seen) { render(); refresh(); return; }
-  state.seen = v;
-  if (v !== state.sent) load(v, true);
-};
-if (typeof watch === 'function') watch('value', fromServer);
-else setInterval(() => { if (props.value !== state.seen) fromServer(); }, 200);
-state.seen = props.value;
-load(props.value, false);
-refresh();
-"""
-
-_PAGE_CSS = """
-.lggan-out img { image-rendering: pixelated; object-fit: contain !important; }
-#lggan-status p { margin: 0; }
-"""
+def demo_asset(name: str) -> str:
+    """The text of one of the page's files (painter.html, painter.css, painter.js, page.css) as the package ships it."""
+    return resources.files("lggan").joinpath(f"{ASSETS}/{name}").read_text(encoding="utf-8")
 
 
 def _hex(colour: np.ndarray) -> str:
     return "#" + "".join(f"{int(v):02x}" for v in colour)
+
+
+class _DownloadFolders:
+    """A new numbered folder (gen-00000001, ...) under `workdir` for each generation's downloads; only the newest
+    KEEP_DOWNLOADS are kept."""
+
+    def __init__(self, workdir: Path):
+        self.workdir = workdir
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def next(self) -> Path:
+        with self._lock:
+            self._count += 1
+            n = self._count
+        for old in sorted(self.workdir.glob("gen-*"))[:-KEEP_DOWNLOADS]:
+            shutil.rmtree(old, ignore_errors=True)
+        return self.workdir / f"gen-{n:08d}"
+
+
+class _Handlers:
+    """The page's event handlers; their names are the page's API names (generate, start_from, show_class, upload)."""
+
+    def __init__(self, model: DemoModel, folders: _DownloadFolders, examples: dict[str, np.ndarray]):
+        self.model = model
+        self.folders = folders
+        self.examples = examples
+        self.device = f"{model.synth.device}" + (" bf16" if model.synth.plan.autocast_dtype is not None else " fp32")
+
+    def render(self, ids: np.ndarray, painted: int | None, shown: int | None, note: str) -> dict[str, Any]:
+        """Every output's value for the label map `ids`: what a stroke updates, and what the page opens with."""
+        model = self.model
+        w, h = model.size
+        result = synthesize(model, ids)
+        png, archive = write_downloads(result, ids, model, self.folders.next())
+        chosen = choose_class(ids, painted, shown)
+        choices = present_classes(ids, model.names)
+        return {"c": result.image, "g": result.image_global, "l": result.image_local, "wg": result.weight_global,
+                "wl": result.weight_local, "choices": choices, "chosen": chosen,
+                "ci": result.class_images.get(chosen) if chosen is not None else None,
+                "store": {"images": result.class_images, "captions": result.class_captions},
+                "status": (f"{note + '; ' if note else ''}{w}x{h} label map with {len(choices)} classes -> generated "
+                           f"in {result.seconds * 1000:.0f} ms on {self.device}"),
+                "png": str(png), "zip": str(archive)}
+
+    def generate(self, value: str, shown: int | None):
+        import gradio as gr
+
+        w, h = self.model.size
+        try:
+            ids, painted = parse_painter_message(value, self.model.palette, (w, h))
+            if ids.shape != (h, w):
+                ids = resize_ids(ids, (w, h))
+            r = self.render(ids, painted, shown, painter_note(value))
+        except (ValueError, OSError, RuntimeError) as e:
+            raise gr.Error(one_line(e)) from None
+        return (r["c"], r["g"], r["l"], r["wg"], r["wl"], gr.Dropdown(choices=r["choices"], value=r["chosen"]),
+                r["ci"], r["store"], r["status"], gr.DownloadButton(value=r["png"]), gr.DownloadButton(value=r["zip"]))
+
+    def start_from(self, name: str | None):
+        import gradio as gr
+
+        if name not in self.examples:
+            raise gr.Error(f"example {name!r}: not one of the listed label maps")
+        return painter_message(self.examples[name], self.model.palette, None, int(time.time() * 1000),
+                               f"example {name}")
+
+    @staticmethod
+    def show_class(chosen: int | None, store: dict | None):
+        if chosen is None or not store:
+            return None
+        return store["images"].get(int(chosen))
+
+    def upload(self, file: Any):
+        import gradio as gr
+
+        path = getattr(file, "name", file)
+        try:
+            ids, note = label_from_upload(path, self.model)
+        except (ValueError, OSError) as e:
+            raise gr.Error(one_line(e)) from None
+        return painter_message(ids, self.model.palette, None, int(time.time() * 1000), note)
+
+
+def _intro(gr: Any, model: DemoModel) -> None:
+    """The page's heading: the model and how to use the page."""
+    w, h = model.size
+    gr.Markdown(f"## LGGAN: paint a label map, get a photo\nModel `{model.source}`: {model.num_classes} classes, "
+                f"{w}x{h}. Pick a class on the right of the canvas, paint (brush or fill), or upload a label map "
+                "(class ids, or a colour map in the palette). Every stroke regenerates the image.")
+
+
+def _painter(gr: Any, model: DemoModel, start_ids: np.ndarray, brush: int) -> Any:
+    """The painter (painter.html/.css/.js) holding the starting map, with the default class and `brush` selected."""
+    w, h = model.size
+    classes = [{"id": k, "name": n, "hex": _hex(model.palette[k])} for k, n in enumerate(model.names)]
+    return gr.HTML(
+        painter_message(start_ids, model.palette, None, 0), html_template=demo_asset("painter.html"),
+        css_template=demo_asset("painter.css"), js_on_load=demo_asset("painter.js"), elem_id="lggan-painter",
+        width=w, height=h, colors=model.palette.tolist(), names=model.names, classes=classes, brush=int(brush),
+        max_brush=max(8, min(w, h) // 2), brush_class=default_brush_class(model.names, start_ids),
+        apply_default_css=False)
+
+
+def _canvas_column(gr: Any, model: DemoModel, start_ids: np.ndarray, brush: int, first: dict[str, Any],
+                   examples: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The left column: the painter, the upload and download buttons, the example picker and the status line."""
+    with gr.Column(scale=3):
+        parts = {"painter": _painter(gr, model, start_ids, brush)}
+        with gr.Row():
+            parts["upload"] = gr.UploadButton("Upload a label map", file_types=["image"], file_count="single",
+                                              elem_id="lggan-upload", size="sm")
+            parts["png"] = gr.DownloadButton("Download I^C (PNG)", value=first["png"], elem_id="lggan-download",
+                                             size="sm")
+            parts["zip"] = gr.DownloadButton("Download everything (ZIP)", value=first["zip"],
+                                             elem_id="lggan-download-zip", size="sm")
+        parts["example"] = gr.Dropdown(label="start from a label map", choices=list(examples),
+                                       value=BUILT_IN_EXAMPLE, elem_id="lggan-example", interactive=True)
+        parts["status"] = gr.Markdown(first["status"], elem_id="lggan-status")
+    return parts
+
+
+def _result_column(gr: Any, first: dict[str, Any]) -> Any:
+    """The right column: the final image I^C."""
+    with gr.Column(scale=2):
+        return gr.Image(first["c"], label="I^C: final image", format="png", interactive=False, elem_id="lggan-result",
+                        elem_classes=["lggan-out"], buttons=["download", "fullscreen"], height=320)
+
+
+def _panel(gr: Any, label: str, elem_id: str, value: Any = None) -> Any:
+    """One of the small side-by-side outputs."""
+    return gr.Image(value, label=label, format="png", interactive=False, elem_id=elem_id, elem_classes=["lggan-out"],
+                    buttons=["download"], height=170)
+
+
+def _branch_row(gr: Any, first: dict[str, Any]) -> dict[str, Any]:
+    """The row under the canvas: I^G, I^L, W_g, W_l and the class picker with its class-specific image I^l_i."""
+    with gr.Row():
+        parts = {"g": _panel(gr, "I^G: global generator", "lggan-global", first["g"]),
+                 "l": _panel(gr, "I^L: local generator", "lggan-local", first["l"]),
+                 "wg": _panel(gr, "W_g: global weight map", "lggan-weight-global", first["wg"]),
+                 "wl": _panel(gr, "W_l: local weight map", "lggan-weight-local", first["wl"])}
+        with gr.Column(min_width=160):
+            parts["pick"] = gr.Dropdown(label="class i", choices=first["choices"], value=first["chosen"],
+                                        elem_id="lggan-class-pick", interactive=True)
+            parts["ci"] = _panel(gr, "I^l_i: class-specific image", "lggan-class-image", first["ci"])
+    return parts
+
+
+def _wire_events(handlers: _Handlers, parts: dict[str, Any]) -> None:
+    """Every painter change regenerates every output; the example picker and uploads set the painter; the class
+    picker shows the chosen class's image (kept in the store)."""
+    p = parts
+    outputs = [p[k] for k in ("c", "g", "l", "wg", "wl", "pick", "ci", "store", "status", "png", "zip")]
+    p["painter"].change(handlers.generate, [p["painter"], p["pick"]], outputs, trigger_mode="always_last",
+                        show_progress="full", show_progress_on=[p["c"]])
+    p["example"].input(handlers.start_from, [p["example"]], [p["painter"]], show_progress="hidden")
+    p["pick"].input(handlers.show_class, [p["pick"], p["store"]], [p["ci"]], show_progress="hidden")
+    p["upload"].upload(handlers.upload, [p["upload"]], [p["painter"]], show_progress="hidden")
 
 
 def build_app(model: DemoModel, workdir: str | os.PathLike | None = None, brush: int | None = None) -> Any:
@@ -815,116 +765,20 @@ def build_app(model: DemoModel, workdir: str | os.PathLike | None = None, brush:
 
     workdir = Path(workdir) if workdir is not None else Path(tempfile.mkdtemp(prefix="lggan-demo-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    counter = {"n": 0}
-    counter_lock = threading.Lock()
     w, h = model.size
     brush = max(2, round(min(w, h) / 10)) if brush is None else brush
     start_ids = starting_map(model.names, model.size)
-    brush_class = default_brush_class(model.names, start_ids)
-    classes = [{"id": k, "name": n, "hex": _hex(model.palette[k])} for k, n in enumerate(model.names)]
-    device = f"{model.synth.device}" + (" bf16" if model.synth.plan.autocast_dtype is not None else " fp32")
-
-    def _outdir() -> Path:
-        with counter_lock:
-            counter["n"] += 1
-            n = counter["n"]
-        for old in sorted(workdir.glob("gen-*"))[:-KEEP_DOWNLOADS]:
-            shutil.rmtree(old, ignore_errors=True)
-        return workdir / f"gen-{n:08d}"
-
-    def render(ids: np.ndarray, painted: int | None, shown: int | None, note: str) -> dict[str, Any]:
-        """Every output's value for the label map `ids`: what a stroke updates, and what the page opens with."""
-        result = synthesize(model, ids)
-        png, archive = write_downloads(result, ids, model, _outdir())
-        chosen = choose_class(ids, painted, shown)
-        choices = present_classes(ids, model.names)
-        return {"c": result.image, "g": result.image_global, "l": result.image_local, "wg": result.weight_global,
-                "wl": result.weight_local, "choices": choices, "chosen": chosen,
-                "ci": result.class_images.get(chosen) if chosen is not None else None,
-                "store": {"images": result.class_images, "captions": result.class_captions},
-                "status": (f"{note + '; ' if note else ''}{w}x{h} label map with {len(choices)} classes -> generated "
-                           f"in {result.seconds * 1000:.0f} ms on {device}"),
-                "png": str(png), "zip": str(archive)}
-
-    def generate(value: str, shown: int | None):
-        try:
-            ids, painted = parse_painter_message(value, model.palette, (w, h))
-            if ids.shape != (h, w):
-                ids = resize_ids(ids, (w, h))
-            r = render(ids, painted, shown, painter_note(value))
-        except (ValueError, OSError, RuntimeError) as e:
-            raise gr.Error(one_line(e)) from None
-        return (r["c"], r["g"], r["l"], r["wg"], r["wl"], gr.Dropdown(choices=r["choices"], value=r["chosen"]),
-                r["ci"], r["store"], r["status"], gr.DownloadButton(value=r["png"]), gr.DownloadButton(value=r["zip"]))
-
-    def start_from(name: str | None):
-        if name not in examples:
-            raise gr.Error(f"example {name!r}: not one of the listed label maps")
-        return painter_message(examples[name], model.palette, None, int(time.time() * 1000), f"example {name}")
-
+    handlers = _Handlers(model, _DownloadFolders(workdir), example_maps(model))
     # The page opens with the starting map's image already made: no model round trip after it loads.
-    examples = example_maps(model)
-    first = render(start_ids, None, None, "")
-
-    def show_class(chosen: int | None, store: dict | None):
-        if chosen is None or not store:
-            return None
-        return store["images"].get(int(chosen))
-
-    def upload(file: Any):
-        path = getattr(file, "name", file)
-        try:
-            ids, note = label_from_upload(path, model)
-        except (ValueError, OSError) as e:
-            raise gr.Error(one_line(e)) from None
-        return painter_message(ids, model.palette, None, int(time.time() * 1000), note)
-
+    first = handlers.render(start_ids, None, None, "")
     with gr.Blocks(title="LGGAN demo", analytics_enabled=False) as app:
-        gr.Markdown(f"## LGGAN: paint a label map, get a photo\nModel `{model.source}`: {model.num_classes} classes, "
-                    f"{w}x{h}. Pick a class on the right of the canvas, paint (brush or fill), or upload a label map "
-                    "(class ids, or a colour map in the palette). Every stroke regenerates the image.")
+        _intro(gr, model)
         with gr.Row(equal_height=False):
-            with gr.Column(scale=3):
-                painter = gr.HTML(
-                    painter_message(start_ids, model.palette, None, 0), html_template=_PAINTER_TEMPLATE,
-                    css_template=_PAINTER_CSS, js_on_load=_PAINTER_JS, elem_id="lggan-painter", width=w, height=h,
-                    colors=model.palette.tolist(), names=model.names, classes=classes, brush=int(brush),
-                    max_brush=max(8, min(w, h) // 2), brush_class=brush_class, apply_default_css=False)
-                with gr.Row():
-                    up = gr.UploadButton("Upload a label map", file_types=["image"], file_count="single",
-                                         elem_id="lggan-upload", size="sm")
-                    dl_png = gr.DownloadButton("Download I^C (PNG)", value=first["png"], elem_id="lggan-download",
-                                               size="sm")
-                    dl_zip = gr.DownloadButton("Download everything (ZIP)", value=first["zip"],
-                                               elem_id="lggan-download-zip", size="sm")
-                example = gr.Dropdown(label="start from a label map", choices=list(examples),
-                                      value=BUILT_IN_EXAMPLE, elem_id="lggan-example", interactive=True)
-                status = gr.Markdown(first["status"], elem_id="lggan-status")
-            with gr.Column(scale=2):
-                out_c = gr.Image(first["c"], label="I^C: final image", format="png", interactive=False,
-                                 elem_id="lggan-result", elem_classes=["lggan-out"], buttons=["download", "fullscreen"],
-                                 height=320)
-
-        def panel(label: str, elem_id: str, value: Any = None) -> Any:  # one of the small side-by-side outputs
-            return gr.Image(value, label=label, format="png", interactive=False, elem_id=elem_id,
-                            elem_classes=["lggan-out"], buttons=["download"], height=170)
-
-        with gr.Row():
-            out_g = panel("I^G: global generator", "lggan-global", first["g"])
-            out_l = panel("I^L: local generator", "lggan-local", first["l"])
-            out_wg = panel("W_g: global weight map", "lggan-weight-global", first["wg"])
-            out_wl = panel("W_l: local weight map", "lggan-weight-local", first["wl"])
-            with gr.Column(min_width=160):
-                pick = gr.Dropdown(label="class i", choices=first["choices"], value=first["chosen"],
-                                   elem_id="lggan-class-pick", interactive=True)
-                out_ci = panel("I^l_i: class-specific image", "lggan-class-image", first["ci"])
-        store = gr.State(first["store"])
-        outputs = [out_c, out_g, out_l, out_wg, out_wl, pick, out_ci, store, status, dl_png, dl_zip]
-        painter.change(generate, [painter, pick], outputs, trigger_mode="always_last", show_progress="full",
-                       show_progress_on=[out_c])
-        example.input(start_from, [example], [painter], show_progress="hidden")
-        pick.input(show_class, [pick, store], [out_ci], show_progress="hidden")
-        up.upload(upload, [up], [painter], show_progress="hidden")
+            parts = _canvas_column(gr, model, start_ids, brush, first, handlers.examples)
+            parts["c"] = _result_column(gr, first)
+        parts.update(_branch_row(gr, first))
+        parts["store"] = gr.State(first["store"])
+        _wire_events(handlers, parts)
     app.queue(default_concurrency_limit=1, max_size=MAX_QUEUED_REQUESTS)
     app.lggan_workdir = workdir
     return app
@@ -936,7 +790,7 @@ def serve(app: Any, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT, share: b
     it). A port that cannot be bound is a one-line OSError naming --port."""
     try:
         app.launch(server_name=host, server_port=port, share=share, prevent_thread_lock=not block, quiet=quiet,
-                   css=_PAGE_CSS, ssr_mode=False, inbrowser=False, footer_links=[], max_file_size="64mb",
+                   css=demo_asset("page.css"), ssr_mode=False, inbrowser=False, footer_links=[], max_file_size="64mb",
                    allowed_paths=[str(getattr(app, "lggan_workdir", tempfile.gettempdir()))])
     except OSError as e:
         raise OSError(f"--port {port}: cannot listen on {host}:{port}, the port is in use or not allowed "
