@@ -22,14 +22,13 @@ from lggan.data.crossview import (
     collate_crossview,
     colorize_label,
     default_load_size,
-    format_crossview_report,
-    inspect_crossview,
     join_panels,
     label_to_gray,
     mask_from_color,
     mask_from_gray,
     split_panels,
 )
+from lggan.data.inspect import format_crossview_report, inspect_crossview
 
 # Distinct photo colours per class (and void = 255), so a photo "is a function of" its class map.
 PHOTO_A = np.zeros((256, 3), np.uint8)

@@ -23,14 +23,13 @@ from lggan.data.crossview import (
     CrossViewDataset,
     builtin_palette,
     crop_offset,
-    format_crossview_report,
-    inspect_crossview,
     join_panels,
     load_palette_json,
     mask_from_gray,
     read_crossview_inputs,
     split_panels,
 )
+from lggan.data.inspect import format_crossview_report, inspect_crossview
 from lggan.models.discriminator import MultiscaleDiscriminator, PatchGANDiscriminator
 from lggan.tasks import CrossViewTask, Prepared, SemanticTask
 
