@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,18 +26,16 @@ from .crossview import (
     CROSSVIEW_CLASS_NAMES,
     CROSSVIEW_NUM_CLASSES,
     VIEWS,
-    VOID_LABEL,
     CrossViewDataError,
-    MaskPalette,
-    first_channel,
     is_blank_panel,
     list_crossview_files,
+    map_panel,
     read_crossview_image,
     resolve_palette,
     split_panels,
 )
 from .custom import MAX_LABEL_VALUE, custom_label_spec
-from .palette import LabelPalette, palette_summary, resolve_label_palette
+from .palette import VOID_LABEL, LabelPalette, first_channel, palette_summary, resolve_label_palette
 
 Size = tuple[int, int]
 
@@ -330,7 +328,7 @@ VOID_NOTE_SHARE = 0.05
 VOID_COLOUR_STEP = 32
 
 
-def _void_colour_keys(panel: np.ndarray, void: np.ndarray, palette: MaskPalette) -> Counter[str]:
+def _void_colour_keys(panel: np.ndarray, void: np.ndarray, palette: LabelPalette) -> Counter[str]:
     """How many void pixels of each value: the first channel (gray palettes) or the rounded RGB colour."""
     if palette.kind == "gray":
         values = first_channel(panel, "mask panel")[void]
@@ -339,6 +337,16 @@ def _void_colour_keys(panel: np.ndarray, void: np.ndarray, palette: MaskPalette)
     binned = np.minimum(255, VOID_COLOUR_STEP * np.rint(rgb / VOID_COLOUR_STEP)).astype(np.int32)
     colours, counts = np.unique(binned, axis=0, return_counts=True)
     return Counter({",".join(str(int(v)) for v in c): int(n) for c, n in zip(colours, counts)})
+
+
+def _entry_name(palette: LabelPalette, p: int) -> str:
+    """Readable name of class palette entry ``p``: its colour, its name (if any) and its class."""
+    colour = int(palette.colours[p, 0]) if palette.kind == "gray" else ",".join(str(int(v)) for v in palette.colours[p])
+    name = f" {palette.colour_names[p]}" if p < len(palette.colour_names) and palette.colour_names[p] else ""
+    k = int(palette.ids[p])
+    target = "void" if k == VOID_LABEL else (
+        CROSSVIEW_CLASS_NAMES[k] if k < len(CROSSVIEW_CLASS_NAMES) else f"class {k + 1}")
+    return f"{colour}{name} -> {target}"
 
 
 @dataclass
@@ -390,7 +398,7 @@ def inspect_crossview(
     color_tolerance: float | None = None,
     gray_tolerance: float | None = None,
     progress: bool = False,
-    mask_palette: str | os.PathLike[str] | MaskPalette | None = None,
+    mask_palette: str | os.PathLike[str] | LabelPalette | None = None,
 ) -> CrossViewReport:
     """Read every file of ``root/split`` (or of every existing train/test split) and report.
 
@@ -427,15 +435,14 @@ def inspect_crossview(
     report.splits = dict(Counter(s for s, _ in files))
     report.num_files = len(files)
 
-    palettes: dict[int, MaskPalette] = {}
+    palettes: dict[int, LabelPalette] = {}
 
-    def palette_for(num_panels: int, name: str) -> MaskPalette:
+    def palette_for(num_panels: int, name: str) -> LabelPalette:
         if num_panels not in palettes:
             pal = resolve_palette(mask_palette, num_panels, where=name)
             override = color_tolerance if pal.kind == "rgb" else gray_tolerance
             if override is not None:
-                pal = MaskPalette(pal.name, pal.kind, pal.colours, pal.classes, float(override), pal.panels,
-                                  pal.colour_names)
+                pal = replace(pal, tolerance=float(override))
             palettes[num_panels] = pal
         return palettes[num_panels]
 
@@ -459,19 +466,19 @@ def inspect_crossview(
         report.palettes[f"{len(panels)}-panel"] = palette.name
         void = 0
         for view in VIEWS:
-            panel = panels[palette.panel_name(view)]
+            panel = panels[map_panel(palette, view)]
             if palette.panels == "colour" and is_blank_panel(panel):
                 # An all-black map panel is a placeholder (SelectionGAN's CVUSA aerial map), not a class map.
                 report.blank_segmentations[view] += 1
                 continue
             index = palette.colour_index(panel)  # [H, W], -1 = void
-            label = np.append(palette.classes, np.uint8(VOID_LABEL))[index]
+            label = np.append(palette.ids, VOID_LABEL)[index]
             counts = np.bincount(label.ravel(), minlength=256)
             for k in range(CROSSVIEW_NUM_CLASSES):
                 report.class_pixels[view][k] += int(counts[k])
-            for p, n in enumerate(np.bincount(index.ravel() + 1, minlength=len(palette.classes) + 1)[1:]):
+            for p, n in enumerate(np.bincount(index.ravel() + 1, minlength=len(palette.ids) + 1)[1:]):
                 if n:
-                    matched[palette.colour_label(p)] += int(n)
+                    matched[_entry_name(palette, p)] += int(n)
             is_void = label == VOID_LABEL
             void += int(is_void.sum())
             void_colours.update(_void_colour_keys(panel, is_void, palette))
