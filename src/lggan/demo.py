@@ -120,10 +120,9 @@ def canvas_to_ids(image: np.ndarray | Image.Image, palette: np.ndarray) -> np.nd
 
 def ids_to_canvas(ids: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """Class ids [H,W] -> uint8 [H,W,3] colours; ids outside the palette are black."""
-    pal = np.concatenate([np.asarray(palette, np.uint8).reshape(-1, 3), np.zeros((1, 3), np.uint8)])
-    idx = np.asarray(ids).astype(np.int64)
-    idx = np.where((idx >= 0) & (idx < len(pal) - 1), idx, len(pal) - 1)
-    return pal[idx]
+    from .data.palette import colorize_label
+
+    return colorize_label(np.asarray(ids), palette, outside=(0, 0, 0))
 
 
 def resize_ids(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:

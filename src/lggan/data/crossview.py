@@ -51,7 +51,6 @@ __all__ = [
     "class_masks",
     "collate_crossview",
     "crop_offset",
-    "colorize_label",
     "default_load_size",
     "is_blank_panel",
     "join_panels",
@@ -290,15 +289,6 @@ def label_to_gray(label: np.ndarray) -> np.ndarray:
     """Encode uint8 labels as the released gray mask (``10*(label+1)``, void -> 0)."""
     label = np.asarray(label)
     return np.where(label == VOID_LABEL, 0, GRAY_STEP * (label.astype(np.int32) + 1)).astype(np.uint8)
-
-
-def colorize_label(label: np.ndarray, palette: np.ndarray = CROSSVIEW_PALETTE) -> np.ndarray:
-    """Colour labels ``[H, W]`` with ``palette [C, 3]``; void and out-of-range -> black."""
-    label = np.asarray(label)
-    lut = np.zeros((256, 3), dtype=np.uint8)
-    lut[: len(palette)] = palette
-    lut[VOID_LABEL] = 0
-    return lut[label]
 
 
 def is_blank_panel(panel: np.ndarray) -> bool:

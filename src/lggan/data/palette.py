@@ -1,7 +1,7 @@
 """Colour palettes: drawing label maps in colours and reading colour label maps as label values.
 
 * Class colour tables ``uint8 [C, 3]`` (a dataset's ``palette``, :func:`make_palette`) and :func:`colorize_label`,
-  which draws class indices in them.
+  which draws class indices in them (sample grids, results pages, the demo's canvas).
 * :class:`LabelPalette`, colour -> label value, for every colour label map lggan reads: the colour label images of a
   semantic dataset (exact colours -> the label ids its label files hold) and the class-map panels of cross-view files
   (nearest colour within a tolerance -> 0-based classes, void elsewhere). Built in (:func:`builtin_label_palette`),
@@ -69,6 +69,7 @@ def colorize_label(
     palette: torch.Tensor | np.ndarray,
     *,
     channels_first: bool = False,
+    outside: tuple[int, int, int] | None = None,
 ) -> torch.Tensor | np.ndarray:
     """Map class indices to colours.
 
@@ -76,6 +77,8 @@ def colorize_label(
         label: integer map ``[H, W]`` or ``[B, H, W]`` (torch or numpy).
         palette: ``uint8 [num_classes, 3]``.
         channels_first: return ``[..., 3, H, W]`` (torch image layout) instead of ``[..., H, W, 3]``.
+        outside: the colour of values outside the palette (cross-view void, ids a model does not know); None: such a
+            value is an error.
 
     Returns:
         uint8 colours of the same kind as ``label`` (tensor on ``label``'s device, or array).
@@ -94,16 +97,27 @@ def colorize_label(
         table = np.asarray(palette, dtype=np.uint8)
     if table.ndim != 2 or table.shape[1] != 3:
         raise ValueError(f"palette must be [num_classes, 3], got shape {tuple(table.shape)}")
-    empty = (label.numel() if is_tensor else label.size) == 0
-    low, high = (0, 0) if empty else (int(label.min()), int(label.max()))
-    if low < 0 or high >= table.shape[0]:
-        raise ValueError(
-            f"label values span [{low}, {high}] but the palette has only {table.shape[0]} colours"
-        )
+    count = table.shape[0]
+    if outside is not None:
+        # One more colour at index `count` for every value outside 0..count-1.
+        extra = np.asarray(outside, dtype=np.uint8).reshape(1, 3)
+        if is_tensor:
+            table = torch.cat([table, torch.as_tensor(extra, device=label.device)])
+            index = label.long()
+            index = torch.where((index >= 0) & (index < count), index, count)
+        else:
+            table = np.concatenate([table, extra])
+            index = label.astype(np.int64)
+            index = np.where((index >= 0) & (index < count), index, count)
+    else:
+        empty = (label.numel() if is_tensor else label.size) == 0
+        low, high = (0, 0) if empty else (int(label.min()), int(label.max()))
+        if low < 0 or high >= count:
+            raise ValueError(f"label values span [{low}, {high}] but the palette has only {count} colours")
+        index = label.long() if is_tensor else label
+    colours = table[index]
     if is_tensor:
-        colours = table[label.long()]
         return colours.movedim(-1, -3).contiguous() if channels_first else colours
-    colours = table[label]
     return np.ascontiguousarray(np.moveaxis(colours, -1, -3)) if channels_first else colours
 
 
