@@ -20,22 +20,26 @@ from lggan.data.crossview import (
     CrossViewDataset,
     class_masks,
     collate_crossview,
-    colorize_label,
     default_load_size,
-    format_crossview_report,
-    inspect_crossview,
     join_panels,
     label_to_gray,
     mask_from_color,
     mask_from_gray,
     split_panels,
 )
+from lggan.data.inspect import format_crossview_report, inspect_crossview
+from lggan.data.palette import colorize_label
 
 # Distinct photo colours per class (and void = 255), so a photo "is a function of" its class map.
 PHOTO_A = np.zeros((256, 3), np.uint8)
 PHOTO_A[:6] = [[10, 20, 30], [200, 40, 40], [40, 200, 40], [40, 40, 200], [220, 220, 60], [90, 10, 160]]
 PHOTO_A[VOID_LABEL] = [128, 128, 128]
 PHOTO_B = 255 - PHOTO_A
+
+
+def _colour_map(label: np.ndarray) -> np.ndarray:
+    """The colour segmentation of a class map: the classes' representative colours, void black."""
+    return colorize_label(label, CROSSVIEW_PALETTE, outside=(0, 0, 0))
 
 
 def _gray3(label: np.ndarray) -> np.ndarray:
@@ -50,7 +54,7 @@ def _blocky(rng: np.random.Generator, size: int, block: int, high: int = 6) -> n
 
 def _aligned_sample(label: np.ndarray, panels: int = 6) -> np.ndarray:
     """A sample whose every panel is a function of the same class map (aerial == street layout)."""
-    seg = colorize_label(label)
+    seg = _colour_map(label)
     parts = {"A": PHOTO_A[label], "B": PHOTO_B[label], "C": seg, "D": seg}
     if panels == 6:
         parts.update(E=_gray3(label), F=_gray3(label))
@@ -178,8 +182,8 @@ def test_four_panel_masks_follow_target_colour_segmentation(tmp_path):
     aerial, street = _blocky(rng, 16, 4), _blocky(rng, 16, 4)
     # JPEG-like drift on the street colour map stays within the default tolerance of 40.
     drift = rng.integers(-15, 16, (16, 16, 3))
-    street_seg = np.clip(colorize_label(street).astype(int) + drift, 0, 255).astype(np.uint8)
-    array = join_panels({"A": PHOTO_A[aerial], "B": PHOTO_B[street], "C": colorize_label(aerial), "D": street_seg})
+    street_seg = np.clip(_colour_map(street).astype(int) + drift, 0, 255).astype(np.uint8)
+    array = join_panels({"A": PHOTO_A[aerial], "B": PHOTO_B[street], "C": _colour_map(aerial), "D": street_seg})
     _save(tmp_path / "test" / "x.png", array)
     a2g = CrossViewDataset(tmp_path, "test", "a2g")[0]
     g2a = CrossViewDataset(tmp_path, "test", "g2a")[0]
@@ -198,7 +202,7 @@ def test_jpeg_six_panel_masks_are_exact_matches_like_the_release(tmp_path):
     gray = label_to_gray(label)
     gray[codes == 7] = 200
     photo = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-    seg = colorize_label(label)
+    seg = _colour_map(label)
     gray3 = np.repeat(gray[..., None], 3, -1)
     path = _save(tmp_path / "train" / "noisy.jpg", join_panels(dict(A=photo, B=photo, C=seg, D=seg, E=gray3, F=gray3)),
                  quality=95)  # fmt: skip
@@ -258,7 +262,7 @@ def test_train_crop_and_flip_keep_panels_aligned(tmp_path):
         # Every panel went through the same crop/flip: photos and colour seg match the label.
         np.testing.assert_array_equal(_to_uint8(item["image"]), PHOTO_B[label])
         np.testing.assert_array_equal(_to_uint8(item["cond_image"]), PHOTO_A[label])
-        np.testing.assert_array_equal(_to_uint8(item["semantic"]), colorize_label(label))
+        np.testing.assert_array_equal(_to_uint8(item["semantic"]), _colour_map(label))
     assert len({(t, l) for t, l, _ in seen}) > 1
     assert {f for _, _, f in seen} == {False, True}
 
@@ -419,7 +423,7 @@ def test_inspect_counts_formats_classes_void_and_problems(tmp_path):
     _save(tmp_path / "train" / "b.png", _aligned_sample(second))
     street = _blocky(rng, 16, 4)  # CVUSA-like 4-panel file: blank aerial segmentation
     cvusa = join_panels({"A": PHOTO_A[street], "B": PHOTO_B[street], "C": np.zeros((16, 16, 3), np.uint8),
-                         "D": colorize_label(street)})  # fmt: skip
+                         "D": _colour_map(street)})  # fmt: skip
     _save(tmp_path / "test" / "c.png", cvusa)
     _save(tmp_path / "test" / "d.png", np.zeros((16, 40, 3), np.uint8))
 

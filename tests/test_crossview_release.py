@@ -18,19 +18,19 @@ from PIL import Image
 from lggan import losses as L
 from lggan.config import get_preset
 from lggan.data.crossview import (
+    CROSSVIEW_CLASS_NAMES,
+    CROSSVIEW_NUM_CLASSES,
     VOID_LABEL,
     CrossViewDataError,
     CrossViewDataset,
-    builtin_palette,
     crop_offset,
-    format_crossview_report,
-    inspect_crossview,
     join_panels,
-    load_palette_json,
     mask_from_gray,
     read_crossview_inputs,
     split_panels,
 )
+from lggan.data.inspect import format_crossview_report, inspect_crossview
+from lggan.data.palette import builtin_label_palette, load_label_palette_json
 from lggan.models.discriminator import MultiscaleDiscriminator, PatchGANDiscriminator
 from lggan.tasks import CrossViewTask, Prepared, SemanticTask
 
@@ -341,13 +341,13 @@ def test_bicubic_resize_of_every_panel_then_one_crop(tmp_path):
 
 
 def test_exact_match_palette_values():
-    pal = builtin_palette("lggan-gray")
+    pal = builtin_label_palette("lggan-gray", CROSSVIEW_NUM_CLASSES)
     row = np.array([[45, 40, 19, 21, 0, 60, 70, 10]], np.uint8)
     np.testing.assert_array_equal(pal.labels(row)[0], [VOID_LABEL, 3, VOID_LABEL, VOID_LABEL, VOID_LABEL, 5,
                                                        VOID_LABEL, 0])
     np.testing.assert_array_equal(pal.labels(row), mask_from_gray(row))
     # The number of classes comes from the argument: 4 classes -> codes 10..40 only.
-    np.testing.assert_array_equal(builtin_palette("lggan-gray", 4).labels(row)[0],
+    np.testing.assert_array_equal(builtin_label_palette("lggan-gray", 4).labels(row)[0],
                                   [VOID_LABEL, 3, VOID_LABEL, VOID_LABEL, VOID_LABEL, VOID_LABEL, VOID_LABEL, 0])
 
 
@@ -428,16 +428,15 @@ def _selectiongan_file(root: Path, name: str, seed: int, size: int = 64, unknown
 
 
 def test_selectiongan_cvusa_palette_recovers_the_jpeg_street_masks(tmp_path):
-    pal = builtin_palette("selectiongan-cvusa")
+    pal = builtin_label_palette("selectiongan-cvusa", CROSSVIEW_NUM_CLASSES)
     assert pal.panels == "colour" and pal.kind == "rgb"
-    names = dict(zip(pal.colour_names, (pal.colour_label(p) for p in range(4))))
-    assert names["sky"].endswith("sky") and names["man-made"].endswith("structure")
-    assert names["road"].endswith("flat") and names["vegetation"].endswith("vegetation")
+    names = dict(zip(pal.colour_names, (CROSSVIEW_CLASS_NAMES[k] for k in pal.ids)))
+    assert names == {"sky": "sky", "man-made": "structure", "road": "flat", "vegetation": "vegetation"}
     indices = [_selectiongan_file(tmp_path / "test", f"{i}.jpg", seed=i) for i in range(3)]
     ds = CrossViewDataset(tmp_path, "test", "a2g", mask_palette="selectiongan-cvusa")
     for i, index in enumerate(indices):
         label = ds[i]["label"].numpy()
-        expected = pal.classes[index]
+        expected = pal.ids[index]
         void = label == VOID_LABEL
         # Only chroma-blended edges (JPEG keeps colour at half resolution); a 4x4 grid of 16 px cells has many.
         assert void.mean() < 0.08
@@ -447,7 +446,7 @@ def test_selectiongan_cvusa_palette_recovers_the_jpeg_street_masks(tmp_path):
     assert torch.equal(label, ds[0]["label"]) and x.shape == (6, 64, 64)
     # Without the palette the street maps are read with Cityscapes colours: most pixels void or wrong.
     default = CrossViewDataset(tmp_path, "test", "a2g")[0]["label"].numpy()
-    assert (default != pal.classes[indices[0]]).mean() > 0.4
+    assert (default != pal.ids[indices[0]]).mean() > 0.4
     # g2a would read its masks from the black aerial placeholder: refused, naming the file.
     with pytest.raises(CrossViewDataError, match=r"1\.jpg: the aerial map panel C is blank"):
         CrossViewDataset(tmp_path, "test", "g2a", mask_palette="selectiongan-cvusa")[1]
@@ -488,8 +487,8 @@ def test_json_palette_sets_the_mapping_and_errors_name_the_file(tmp_path):
             "classes": [5, 4, 2, 6, 1], "tolerance": 100, "names": ["sky", "man-made", "road", "veg", "car"]}
     path = tmp_path / "palette.json"
     path.write_text(json.dumps(spec))
-    pal = load_palette_json(path)
-    np.testing.assert_array_equal(pal.classes, [4, 3, 1, 5, 0])  # 1-based in the file, 0-based here
+    pal = load_label_palette_json(path, CROSSVIEW_NUM_CLASSES)
+    np.testing.assert_array_equal(pal.ids, [4, 3, 1, 5, 0])  # 1-based in the file, 0-based here
     label = CrossViewDataset(tmp_path, "test", mask_palette=str(path))[0]["label"].numpy()
     assert (label[YELLOW] == 0).mean() > 0.9  # the yellow block is now class 1 (vehicle)
     assert (label == VOID_LABEL).mean() < 0.05
@@ -502,7 +501,7 @@ def test_json_palette_sets_the_mapping_and_errors_name_the_file(tmp_path):
                          ({**spec, "tolerance": -1}, "tolerance"), ({**spec, "colours": [[0, 0]] * 5}, "colours")):
         path.write_text(json.dumps(bad))
         with pytest.raises(ValueError, match=rf"palette\.json.*{message}"):
-            load_palette_json(path)
+            load_label_palette_json(path, CROSSVIEW_NUM_CLASSES)
     with pytest.raises(ValueError, match="no-such-palette"):
         CrossViewDataset(tmp_path, "test", mask_palette="no-such-palette")
 

@@ -481,3 +481,14 @@ def test_colorize_label_and_palette() -> None:
     assert isinstance(arr, np.ndarray) and np.array_equal(arr, rgb[0].numpy())
     with pytest.raises(ValueError, match="palette has only 183 colours"):
         colorize_label(torch.tensor([[183]]), palette)
+
+
+def test_colorize_label_draws_values_outside_the_palette_in_the_outside_colour() -> None:
+    palette = np.array([[10, 20, 30], [40, 50, 60]], np.uint8)
+    label = np.array([[0, 1, 2], [255, -1, 1]])
+    grey = [7, 7, 7]
+    expected = np.array([[palette[0], palette[1], grey], [grey, grey, palette[1]]], np.uint8)
+    assert np.array_equal(colorize_label(label, palette, outside=(7, 7, 7)), expected)
+    assert np.array_equal(colorize_label(label.astype(np.uint8), palette, outside=(7, 7, 7))[0], expected[0])
+    chw = colorize_label(torch.from_numpy(label)[None], palette, channels_first=True, outside=(7, 7, 7))
+    assert chw.dtype == torch.uint8 and np.array_equal(chw[0].permute(1, 2, 0).numpy(), expected)

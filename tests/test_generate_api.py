@@ -170,18 +170,18 @@ def test_cross_view_generation_size(crossview_model: Path, tmp_path: Path) -> No
 def test_builtin_palettes_map_each_datasets_colours_back_to_its_label_ids() -> None:
     city = builtin_label_palette("cityscapes")
     ids = np.array([[7, 23, 26], [0, 24, 17]])
-    assert np.array_equal(city.to_ids(CITY_PALETTE[ids]), ids)
-    road = city.to_ids(np.array([[[128, 64, 128]]], np.uint8))
+    assert np.array_equal(city.labels(CITY_PALETTE[ids]), ids)
+    road = city.labels(np.array([[[128, 64, 128]]], np.uint8))
     assert road.tolist() == [[7]]
     # Colours several ids share stand for the smallest: black -> 0 (unlabeled), pole grey -> 17 (not polegroup 18).
-    assert city.to_ids(np.array([[[0, 0, 0], [153, 153, 153]]], np.uint8)).tolist() == [[0, 17]]
+    assert city.labels(np.array([[[0, 0, 0], [153, 153, 153]]], np.uint8)).tolist() == [[0, 17]]
     for name in LABEL_PALETTE_NAMES:
         palette = builtin_label_palette(name)
         assert palette.name == name and len(np.unique(palette.ids)) == len(palette.ids)
-        assert np.array_equal(palette.to_ids(palette.colours[None]), palette.ids[None])
+        assert np.array_equal(palette.labels(palette.colours[None]), palette.ids[None])
     # COCO-Stuff's black is its don't-care value 255, as a label file holds it.
-    assert builtin_label_palette("coco-stuff").to_ids(np.zeros((1, 1, 3), np.uint8)).tolist() == [[255]]
-    assert builtin_label_palette("ade20k").to_ids(np.zeros((1, 1, 3), np.uint8)).tolist() == [[0]]
+    assert builtin_label_palette("coco-stuff").labels(np.zeros((1, 1, 3), np.uint8)).tolist() == [[255]]
+    assert builtin_label_palette("ade20k").labels(np.zeros((1, 1, 3), np.uint8)).tolist() == [[0]]
 
 
 def test_ade20k_colour_maps_in_the_benchmark_colours_read_as_its_ids() -> None:
@@ -191,10 +191,10 @@ def test_ade20k_colour_maps_in_the_benchmark_colours_read_as_its_ids() -> None:
     known = {1: (120, 120, 120), 2: (180, 120, 120), 3: (6, 230, 230), 5: (4, 200, 3), 13: (150, 5, 61),
              21: (0, 102, 200), 150: (92, 0, 255)}  # wall, building, sky, tree, person, car, flag
     rgb = np.array([list(known.values())], np.uint8)
-    assert ade.to_ids(rgb).tolist() == [list(known)]
+    assert ade.labels(rgb).tolist() == [list(known)]
     assert [ade.names[k] for k in known] == ["wall", "building", "sky", "tree", "person", "car", "flag"]
     # The table draws road (7) and skyscraper (49) in one grey: a colour map cannot tell them apart; it reads as 7.
-    assert ade.merged == {7: (49,)} and ade.to_ids(np.array([[[140, 140, 140]]], np.uint8)).tolist() == [[7]]
+    assert ade.merged == {7: (49,)} and ade.labels(np.array([[[140, 140, 140]]], np.uint8)).tolist() == [[7]]
     assert len(ade.colours) == 150  # 0 (black) and 1..150 less the shared grey
 
 
@@ -203,7 +203,7 @@ def test_unknown_colour_error_names_the_file_colour_and_pixel(tmp_path: Path) ->
     rgb[7, 3] = (12, 34, 56)
     rgb[9, 9] = (12, 34, 57)
     with pytest.raises(ValueError) as info:
-        builtin_label_palette("cityscapes").to_ids(rgb, "labels/a.png")
+        builtin_label_palette("cityscapes").labels(rgb, "labels/a.png")
     assert str(info.value).startswith("labels/a.png: colour (12, 34, 56) at x=3,y=7 is not in the cityscapes palette")
     assert "2 pixels in 2 colours" in str(info.value)
 
@@ -215,7 +215,7 @@ def test_palette_json_files_in_both_forms(tmp_path: Path) -> None:
     mapped.write_text(json.dumps({"colours": {"#0a141e": 2, "255,0,0": 255}}))
     image = np.array([[[10, 20, 30], [255, 0, 0]]], np.uint8)
     for path in (listed, mapped):
-        assert load_label_palette_json(path).to_ids(image).tolist() == [[2, 255]]
+        assert load_label_palette_json(path).labels(image).tolist() == [[2, 255]]
     assert load_label_palette_json(listed).name == "mine" and load_label_palette_json(mapped).name == "mapped.json"
     # A palette written with to_json reads back as the same mapping.
     city = builtin_label_palette("cityscapes")

@@ -9,12 +9,12 @@ import pytest
 
 from lggan.data.crossview import (
     CrossViewDataset,
-    inspect_crossview,
     mask_from_color,
     mask_from_gray,
     read_crossview_image,
     split_panels,
 )
+from lggan.data.inspect import inspect_crossview
 from lggan.data.synthetic_views import (
     MATERIAL_CLASS,
     MATERIAL_SEG_COLOR,

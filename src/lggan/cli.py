@@ -71,7 +71,7 @@ def cmd_synth_views(a: argparse.Namespace) -> None:
 
 def cmd_inspect(a: argparse.Namespace) -> int:
     if a.dataset in CROSSVIEW_FORMATS:
-        from .data.crossview import format_crossview_report, inspect_crossview
+        from .data.inspect import format_crossview_report, inspect_crossview
 
         report = inspect_crossview(a.path, split=a.split, mask_palette=a.palette, progress=not a.no_progress)
         print(format_crossview_report(report))

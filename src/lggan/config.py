@@ -116,8 +116,10 @@ class DataConfig:
     # Cross-view evaluation crop: the release crops at random at test time too (here seeded by train.seed);
     # "center" is the deterministic alternative.
     test_crop: CropMode = "center"
-    # Cross-view: colour -> class palette of the street/aerial map panels when the files carry no gray class-mask
-    # panels (4-panel SelectionGAN files): a name or a JSON file; None: the release's 6-panel gray codes.
+    # The palette colour label maps are read through (lggan.data.palette.LabelPalette): a built-in name or a JSON
+    # file. Custom semantic data: colour label images -> label ids (LabelPaletteName; None: single-channel ids only).
+    # Cross-view: the map panels -> classes, e.g. selectiongan-cvusa for 4-panel SelectionGAN files (None: the
+    # release's gray codes for 6-panel files, the Cityscapes colour groups for 4-panel ones).
     palette: str | None = None
 
     @property

@@ -89,42 +89,23 @@ def distinct_palette(palette: np.ndarray) -> np.ndarray:
     return pal
 
 
-def nearest_palette(image: np.ndarray, palette: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(class ids int64 [H,W], distance float32 [H,W]) of each pixel's nearest palette colour (first on ties).
-
-    image: uint8 [H,W,3] (or [H,W,4]: alpha is ignored). Works on the distinct colours of the image only.
-    """
-    rgb = np.asarray(image)[..., :3].astype(np.int64)
-    packed = (rgb[..., 0] << 16) | (rgb[..., 1] << 8) | rgb[..., 2]
-    colours, inverse = np.unique(packed.ravel(), return_inverse=True)
-    uniq = np.stack([(colours >> 16) & 255, (colours >> 8) & 255, colours & 255], 1).astype(np.float32)
-    pal = np.asarray(palette, dtype=np.float32).reshape(-1, 3)
-    ids = np.empty(len(uniq), np.int64)
-    dist = np.empty(len(uniq), np.float32)
-    for start in range(0, len(uniq), 4096):  # bounded memory for photos with many colours
-        d2 = ((uniq[start : start + 4096, None, :] - pal[None]) ** 2).sum(-1)
-        ids[start : start + 4096] = d2.argmin(1)
-        dist[start : start + 4096] = np.sqrt(d2.min(1))
-    shape = packed.shape
-    return ids[inverse].reshape(shape), dist[inverse].reshape(shape)
-
-
 def canvas_to_ids(image: np.ndarray | Image.Image, palette: np.ndarray) -> np.ndarray:
     """A painted canvas (uint8 RGB/RGBA [H,W,3|4] or a PIL image) -> class ids int64 [H,W] by nearest palette colour."""
+    from .data.palette import nearest_colour
+
     if isinstance(image, Image.Image):
         image = np.asarray(image.convert("RGB"))
     image = np.asarray(image)
     if image.ndim != 3 or image.shape[2] not in (3, 4):
         raise ValueError(f"canvas: expected an RGB image [H,W,3], got an array of shape {tuple(image.shape)}")
-    return nearest_palette(image, palette)[0]
+    return nearest_colour(image, palette)[0]
 
 
 def ids_to_canvas(ids: np.ndarray, palette: np.ndarray) -> np.ndarray:
     """Class ids [H,W] -> uint8 [H,W,3] colours; ids outside the palette are black."""
-    pal = np.concatenate([np.asarray(palette, np.uint8).reshape(-1, 3), np.zeros((1, 3), np.uint8)])
-    idx = np.asarray(ids).astype(np.int64)
-    idx = np.where((idx >= 0) & (idx < len(pal) - 1), idx, len(pal) - 1)
-    return pal[idx]
+    from .data.palette import colorize_label
+
+    return colorize_label(np.asarray(ids), palette, outside=(0, 0, 0))
 
 
 def resize_ids(ids: np.ndarray, size: tuple[int, int]) -> np.ndarray:
@@ -302,8 +283,10 @@ def _raw_to_channels(raw: np.ndarray, model: DemoModel, what: str) -> np.ndarray
 
 def _colours_to_channels(rgb: np.ndarray, model: DemoModel, what: str, fallback: bool = False) -> np.ndarray:
     """A colour label map -> class ids by nearest palette colour; ValueError when it is mostly off the palette."""
-    ids, dist = nearest_palette(rgb, model.palette)
-    off = float((dist > OFF_PALETTE_DISTANCE).mean())
+    from .data.palette import nearest_colour
+
+    ids, dist2 = nearest_colour(rgb, model.palette)
+    off = float((dist2 > OFF_PALETTE_DISTANCE ** 2).mean())
     if off > OFF_PALETTE_FRACTION:
         kind = "its palette indices are no valid class ids and " if fallback else ""
         raise ValueError(f"{what}: {kind}{off:.0%} of its pixels are far from every class colour of the model's "
@@ -345,8 +328,10 @@ def label_from_upload(path: str | os.PathLike, model: DemoModel) -> tuple[np.nda
     h, w = arr.shape[:2]
     by_colour = None
     if colours is not None:
-        by_colour, dist = nearest_palette(colours, model.palette)
-        if float(dist.max()) > 0:
+        from .data.palette import nearest_colour
+
+        by_colour, dist2 = nearest_colour(colours, model.palette)
+        if int(dist2.max()) > 0:
             by_colour = None
     if by_colour is not None:  # a palette image whose every colour is exactly a class colour: a colour map
         ids = by_colour

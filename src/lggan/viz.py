@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageDraw, ImageFont
 
+from .data.palette import colorize_label
 from .io import atomic_write
 
 
@@ -25,17 +26,12 @@ def gray_to_rgb(w: torch.Tensor) -> torch.Tensor:
 
 def palette_to_rgb(label: torch.Tensor, palette: np.ndarray | torch.Tensor, ignore_color=(0, 0, 0)) -> torch.Tensor:
     """Class indices [B,H,W] -> colours [B,3,H,W] in [0, 1]; indices outside the palette get `ignore_color`."""
-    pal = torch.as_tensor(np.asarray(palette), dtype=torch.float32, device=label.device) / 255.0  # [C,3]
-    pal = torch.cat([pal, torch.tensor([ignore_color], dtype=torch.float32, device=label.device) / 255.0])
-    idx = label.long().clone()
-    idx[(idx < 0) | (idx >= pal.shape[0] - 1)] = pal.shape[0] - 1
-    return pal[idx].permute(0, 3, 1, 2).contiguous()
+    return colorize_label(label, palette, channels_first=True, outside=ignore_color).float() / 255.0
 
 
 def label_picture(label: torch.Tensor, palette: np.ndarray | torch.Tensor) -> np.ndarray:
     """Class indices [H,W] -> uint8 [H,W,3] in the palette's colours (indices outside it black), for a PNG."""
-    rgb = palette_to_rgb(label[None].cpu(), palette)[0]
-    return (rgb * 255.0).round().to(torch.uint8).permute(1, 2, 0).numpy()
+    return colorize_label(label.cpu(), palette, outside=(0, 0, 0)).numpy()
 
 
 def make_grid(columns: list[torch.Tensor], pad: int = 2) -> np.ndarray:

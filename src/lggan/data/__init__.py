@@ -31,12 +31,17 @@ from .crossview import (
     CrossViewDataset,
     class_masks,
     collate_crossview,
-    format_crossview_report,
-    inspect_crossview,
     read_crossview_inputs,
 )
 from .custom import CustomDataset
-from .inspect import DatasetReport, SplitReport, format_report, inspect_dataset
+from .inspect import (
+    DatasetReport,
+    SplitReport,
+    format_crossview_report,
+    format_report,
+    inspect_crossview,
+    inspect_dataset,
+)
 from .palette import LabelPalette, colorize_label, make_palette
 from .synthetic import (
     default_synth_city_root,

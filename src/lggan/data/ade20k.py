@@ -25,6 +25,7 @@ from .common import (
     pair_folders_by_stem,
     require_dir,
 )
+from .palette import palette_of_spec, register_builtin_palette
 from .transforms import Size
 
 ADE20K_NUM_CLASSES = 151  # 150 object classes + 0 "other"
@@ -93,6 +94,10 @@ def ade20k_label_spec() -> LabelSpec:
         palette=np.array([(0, 0, 0), *ADE20K_COLOURS], dtype=np.uint8),
         dontcare_index=0,
     )
+
+
+# `--palette ade20k`: colour label images in the benchmark's colour table.
+register_builtin_palette("ade20k", lambda: palette_of_spec(ade20k_label_spec()))
 
 
 def resolve_ade20k_root(root: str | Path) -> Path:

@@ -31,6 +31,7 @@ from .common import (
     pair_files,
     require_dir,
 )
+from .palette import palette_of_spec, register_builtin_palette
 from .transforms import Size
 
 CITYSCAPES_NUM_CLASSES = 35  # ids 0..33 + the license-plate slot (official id -1) at channel 34
@@ -67,6 +68,10 @@ def cityscapes_label_spec() -> LabelSpec:
         palette=palette,
         dontcare_index=None,
     )
+
+
+# `--palette cityscapes`: colour label images in the official colours.
+register_builtin_palette("cityscapes", lambda: palette_of_spec(cityscapes_label_spec()))
 
 
 def cityscapes_train_id_lut(ignore_index: int = 255) -> np.ndarray:

@@ -23,7 +23,7 @@ from .common import (
     pair_folders_by_stem,
     require_dir,
 )
-from .palette import make_palette
+from .palette import make_palette, palette_of_spec, register_builtin_palette
 from .transforms import Size
 
 COCO_STUFF_RAW_CLASSES = 182
@@ -74,6 +74,10 @@ def coco_stuff_label_spec() -> LabelSpec:
         palette=make_palette(COCO_STUFF_NUM_CLASSES, dontcare_index=dontcare),
         dontcare_index=dontcare,
     )
+
+
+# `--palette coco-stuff`: colour label images in lggan's COCO-Stuff colours (black: don't care, raw 255).
+register_builtin_palette("coco-stuff", lambda: palette_of_spec(coco_stuff_label_spec()))
 
 
 def normalize_split(split: str) -> str:

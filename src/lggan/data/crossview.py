@@ -6,7 +6,7 @@ Each sample is one RGB image of square H x H panels side by side:
   D street colour segmentation | E aerial class mask | F street class mask. Masks are gray, value ``10 * k`` for
   class ``k = 1..6``; any other value is void.
 * 4 panels (e.g. 1024x256, the SelectionGAN release): A | B | C | D only. Class masks then come from a colour
-  segmentation panel and a palette of its colours (:class:`MaskPalette`, ``data.palette``).
+  segmentation panel and a class palette of its colours (:class:`lggan.data.palette.LabelPalette`, ``data.palette``).
 
 The release's transform (X/data/aligned_dataset.py), which :class:`CrossViewDataset` reproduces:
 
@@ -22,11 +22,9 @@ Class indices in this module are 0-based (``k - 1``); void is 255.
 
 from __future__ import annotations
 
-import json
 import math
 import os
-from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Literal, Sequence
 
@@ -37,8 +35,9 @@ from torch.utils.data import Dataset
 
 from lggan.images import photo_rgb
 
+from .palette import VOID_LABEL, LabelPalette, first_channel, register_builtin_palette, resolve_label_palette
+
 __all__ = [
-    "BUILTIN_PALETTES",
     "CROSSVIEW_CLASS_NAMES",
     "CROSSVIEW_GROUPS",
     "CROSSVIEW_NUM_CLASSES",
@@ -49,22 +48,18 @@ __all__ = [
     "VOID_LABEL",
     "CrossViewDataError",
     "CrossViewDataset",
-    "CrossViewReport",
-    "MaskPalette",
-    "builtin_palette",
     "class_masks",
     "collate_crossview",
-    "colorize_label",
     "crop_offset",
     "default_load_size",
-    "format_crossview_report",
-    "inspect_crossview",
+    "is_blank_panel",
     "join_panels",
     "label_to_gray",
     "list_crossview_files",
-    "load_palette_json",
+    "map_panel",
     "mask_from_color",
     "mask_from_gray",
+    "palette_settings",
     "read_crossview_image",
     "read_crossview_inputs",
     "resolve_palette",
@@ -72,7 +67,6 @@ __all__ = [
     "view_label",
 ]
 
-VOID_LABEL = 255
 GRAY_STEP = 10
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 PANEL_NAMES = ("A", "B", "C", "D", "E", "F")
@@ -118,7 +112,6 @@ VIEWS: tuple[str, ...] = ("aerial", "street")
 # The panel each view's class map is read from: gray mask panels (6-panel files) or colour segmentations.
 _MASK_PANEL = {"aerial": "E", "street": "F"}
 _COLOUR_PANEL = {"aerial": "C", "street": "D"}
-PALETTE_PANELS = ("mask", "colour")
 
 
 class CrossViewDataError(ValueError):
@@ -162,16 +155,6 @@ def join_panels(panels: dict[str, np.ndarray]) -> np.ndarray:
 # --------------------------------------------------------------------------- masks
 
 
-def _first_channel(panel: np.ndarray, what: str) -> np.ndarray:
-    """``[H, W]`` or the first channel of ``[H, W, C]`` (the release reads only channel 0 of the mask panel)."""
-    values = np.asarray(panel)
-    if values.ndim == 3:
-        values = values[..., 0]
-    if values.ndim != 2:
-        raise ValueError(f"{what} must be [H, W] or [H, W, C], got shape {tuple(np.shape(panel))}")
-    return values
-
-
 def mask_from_gray(gray: np.ndarray, num_classes: int = CROSSVIEW_NUM_CLASSES, tol: float = 0) -> np.ndarray:
     """Decode a gray class mask (``10*k`` for class ``k = 1..num_classes``) to uint8 labels ``[H, W]``.
 
@@ -183,28 +166,16 @@ def mask_from_gray(gray: np.ndarray, num_classes: int = CROSSVIEW_NUM_CLASSES, t
         raise ValueError(f"num_classes must be in 1..{255 // GRAY_STEP} for gray masks, got {num_classes}")
     if not 0 <= tol < GRAY_STEP / 2:
         raise ValueError(f"tol must be in [0, {GRAY_STEP / 2}) so class bins do not overlap, got {tol}")
-    values = _first_channel(gray, "gray mask").astype(np.float32)
+    values = first_channel(gray, "gray mask").astype(np.float32)
     code = np.rint(values / GRAY_STEP)
     ok = (code >= 1) & (code <= num_classes) & (np.abs(values - GRAY_STEP * code) <= tol)
     return np.where(ok, code - 1, VOID_LABEL).astype(np.uint8)
 
 
-def _nearest_colour(rgb: np.ndarray, colours: np.ndarray, tolerance: float) -> np.ndarray:
-    """Index ``[H, W]`` of the nearest of ``colours [P, 3]`` (RGB Euclidean, in integers); -1 beyond tolerance."""
-    pixels = np.asarray(rgb)
-    if pixels.ndim != 3 or pixels.shape[-1] < 3:
-        raise ValueError(f"colour segmentation must be [H, W, 3], got shape {tuple(pixels.shape)}")
-    flat = pixels[..., :3].reshape(-1, 1, 3).astype(np.int32)  # [N, 1, 3]
-    dist2 = ((flat - colours[None].astype(np.int32)) ** 2).sum(axis=-1)  # [N, P] squared distances
-    nearest = dist2.argmin(axis=1)
-    ok = dist2[np.arange(dist2.shape[0]), nearest] <= tolerance * tolerance
-    return np.where(ok, nearest, -1).reshape(pixels.shape[:2])
-
-
 def _group_colors(groups: Sequence[Sequence[tuple[str, Sequence[int]]]]) -> tuple[np.ndarray, np.ndarray]:
-    """Flatten colour groups to ``colors [P, 3] int32`` and ``class_of [P] uint8``."""
-    colors = np.array([rgb for group in groups for _, rgb in group], dtype=np.int32).reshape(-1, 3)
-    class_of = np.array([k for k, group in enumerate(groups) for _ in group], dtype=np.uint8)
+    """Flatten colour groups to ``colors [P, 3] uint8`` and ``class_of [P] int64``."""
+    colors = np.array([rgb for group in groups for _, rgb in group], dtype=np.uint8).reshape(-1, 3)
+    class_of = np.array([k for k, group in enumerate(groups) for _ in group], dtype=np.int64)
     return colors, class_of
 
 
@@ -221,82 +192,39 @@ def mask_from_color(
     if tolerance < 0 or not math.isfinite(tolerance):
         raise ValueError(f"color tolerance must be a finite value >= 0, got {tolerance}")
     colors, class_of = _group_colors(groups)
-    index = _nearest_colour(rgb, colors, tolerance)
-    return np.where(index >= 0, class_of[index], VOID_LABEL).astype(np.uint8)
+    return LabelPalette("colour groups", colors, class_of, tolerance=float(tolerance)).labels(rgb).astype(np.uint8)
 
 
 # --------------------------------------------------------------------------- palettes
 
 
-@dataclass(frozen=True, eq=False)
-class MaskPalette:
-    """How a panel's pixel values become class labels (``data.palette``).
-
-    kind "gray": the first channel compared with ``colours[:, 0]`` (|v - code| <= tolerance; 0 = exact, the
-    release). kind "rgb": the nearest of ``colours`` in RGB (Euclidean) within ``tolerance``. ``classes[p]`` is
-    the 0-based class of colour ``p`` (:data:`VOID_LABEL` for a colour that means "no class"). ``panels`` says
-    which panels carry the class maps: "mask" (E aerial / F street, 6-panel files only) or "colour" (C / D).
-    """
-
-    name: str
-    kind: Literal["gray", "rgb"]
-    colours: np.ndarray  # [P, 3] int32
-    classes: np.ndarray  # [P] uint8, 0-based or VOID_LABEL
-    tolerance: float
-    panels: Literal["mask", "colour"]
-    colour_names: tuple[str, ...] = ()
-
-    def panel_name(self, view: str) -> str:
-        """"E"/"F" or "C"/"D": the panel holding ``view``'s class map under this palette."""
-        if view not in VIEWS:
-            raise ValueError(f"view must be 'aerial' or 'street', got {view!r}")
-        return (_MASK_PANEL if self.panels == "mask" else _COLOUR_PANEL)[view]
-
-    def colour_index(self, panel: np.ndarray) -> np.ndarray:
-        """Index ``[H, W]`` into ``colours`` of every pixel of ``panel``; -1 where no colour is within tolerance."""
-        if self.kind == "rgb":
-            return _nearest_colour(panel, self.colours, self.tolerance)
-        values = _first_channel(panel, f"palette {self.name}: mask panel").astype(np.int32)
-        dist = np.abs(values[..., None] - self.colours[:, 0])  # [H, W, P]
-        nearest = dist.argmin(axis=-1)
-        ok = np.take_along_axis(dist, nearest[..., None], -1)[..., 0] <= self.tolerance
-        return np.where(ok, nearest, -1)
-
-    def labels(self, panel: np.ndarray) -> np.ndarray:
-        """uint8 labels ``[H, W]`` (0-based classes, :data:`VOID_LABEL` elsewhere) of a panel ``[H, W(, 3)]``."""
-        index = self.colour_index(panel)
-        lut = np.append(self.classes, np.uint8(VOID_LABEL))  # index -1 -> the appended void
-        return lut[index].astype(np.uint8)
-
-    def colour_label(self, p: int) -> str:
-        """Readable name of palette entry ``p``: its colour, its name (if any) and its class."""
-        colour = int(self.colours[p, 0]) if self.kind == "gray" else ",".join(str(int(v)) for v in self.colours[p])
-        name = f" {self.colour_names[p]}" if p < len(self.colour_names) and self.colour_names[p] else ""
-        k = int(self.classes[p])
-        target = "void" if k == VOID_LABEL else (
-            CROSSVIEW_CLASS_NAMES[k] if k < len(CROSSVIEW_CLASS_NAMES) else f"class {k + 1}")
-        return f"{colour}{name} -> {target}"
-
-    def describe(self) -> dict[str, Any]:
-        """JSON-ready settings (for evaluation protocols and reports)."""
-        return {"name": self.name, "kind": self.kind, "panels": self.panels, "tolerance": self.tolerance,
-                "colours": self.colours.tolist(), "classes": [int(k) for k in self.classes]}
+def map_panel(palette: LabelPalette, view: str) -> str:
+    """"E"/"F" or "C"/"D": the panel holding ``view``'s class map under ``palette`` (its ``panels``)."""
+    if view not in VIEWS:
+        raise ValueError(f"view must be 'aerial' or 'street', got {view!r}")
+    return (_MASK_PANEL if palette.panels == "mask" else _COLOUR_PANEL)[view]
 
 
-def _gray_palette(num_classes: int) -> MaskPalette:
+def palette_settings(palette: LabelPalette) -> dict[str, Any]:
+    """JSON-ready settings of a class palette (for evaluation protocols and reports)."""
+    return {"name": palette.name, "kind": palette.kind, "panels": palette.panels, "tolerance": palette.tolerance,
+            "colours": palette.colours.tolist(), "classes": [int(k) for k in palette.ids]}
+
+
+def _gray_palette(num_classes: int) -> LabelPalette:
     # The release's codes: class k (1-based) is gray 10*k, compared exactly on the first channel.
     if not 1 <= num_classes <= 255 // GRAY_STEP:
         raise ValueError(f"palette lggan-gray: num_classes must be in 1..{255 // GRAY_STEP}, got {num_classes}")
-    codes = GRAY_STEP * np.arange(1, num_classes + 1, dtype=np.int32)
-    return MaskPalette("lggan-gray", "gray", np.repeat(codes[:, None], 3, axis=1),
-                       np.arange(num_classes, dtype=np.uint8), 0.0, "mask")
+    codes = GRAY_STEP * np.arange(1, num_classes + 1, dtype=np.uint8)
+    return LabelPalette("lggan-gray", np.repeat(codes[:, None], 3, axis=1), np.arange(num_classes, dtype=np.int64),
+                        tolerance=0.0, kind="gray", panels="mask")
 
 
-def _cityscapes_palette(num_classes: int) -> MaskPalette:
+def _cityscapes_palette(num_classes: int) -> LabelPalette:
     colours, classes = _group_colors(CROSSVIEW_GROUPS)
     names = tuple(name for group in CROSSVIEW_GROUPS for name, _ in group)
     classes = _check_palette_classes(classes, num_classes, "cityscapes-groups")
-    return MaskPalette("cityscapes-groups", "rgb", colours, classes, 40.0, "colour", names)
+    return LabelPalette("cityscapes-groups", colours, classes, tolerance=40.0, panels="colour", colour_names=names)
 
 
 # SelectionGAN's CVUSA street maps (its conversion script, scripts/convert_sematic_map_dayton.txt, which in fact reads
@@ -317,103 +245,39 @@ _SELECTIONGAN_CVUSA = (
 _SELECTIONGAN_TOLERANCE = 100.0
 
 
-def _selectiongan_palette(num_classes: int) -> MaskPalette:
-    colours = np.array([rgb for _, rgb, _ in _SELECTIONGAN_CVUSA], dtype=np.int32)
-    classes = np.array([CROSSVIEW_CLASS_NAMES.index(c) for _, _, c in _SELECTIONGAN_CVUSA], dtype=np.uint8)
+def _selectiongan_palette(num_classes: int) -> LabelPalette:
+    colours = np.array([rgb for _, rgb, _ in _SELECTIONGAN_CVUSA], dtype=np.uint8)
+    classes = np.array([CROSSVIEW_CLASS_NAMES.index(c) for _, _, c in _SELECTIONGAN_CVUSA], dtype=np.int64)
     classes = _check_palette_classes(classes, num_classes, "selectiongan-cvusa")
-    return MaskPalette("selectiongan-cvusa", "rgb", colours, classes, _SELECTIONGAN_TOLERANCE, "colour",
-                       tuple(n for n, _, _ in _SELECTIONGAN_CVUSA))
+    return LabelPalette("selectiongan-cvusa", colours, classes, tolerance=_SELECTIONGAN_TOLERANCE, panels="colour",
+                        colour_names=tuple(n for n, _, _ in _SELECTIONGAN_CVUSA))
 
 
-BUILTIN_PALETTES = {
-    "lggan-gray": _gray_palette,
-    "cityscapes-groups": _cityscapes_palette,
-    "selectiongan-cvusa": _selectiongan_palette,
-}
+# The built-in class palettes of `data.palette` / `--palette` for cross-view data, in the order errors list them.
+register_builtin_palette("lggan-gray", _gray_palette, classes=True)
+register_builtin_palette("cityscapes-groups", _cityscapes_palette, classes=True)
+register_builtin_palette("selectiongan-cvusa", _selectiongan_palette, classes=True)
 
 
 def _check_palette_classes(classes: np.ndarray, num_classes: int, where: str) -> np.ndarray:
     bad = [int(k) for k in classes if k != VOID_LABEL and k >= num_classes]
     if bad:
         raise ValueError(f"palette {where}: classes {bad} do not exist with {num_classes} classes")
-    return classes.astype(np.uint8)
+    return classes.astype(np.int64)
 
 
-def builtin_palette(name: str, num_classes: int = CROSSVIEW_NUM_CLASSES) -> MaskPalette:
-    """A built-in palette by name (see :data:`BUILTIN_PALETTES`)."""
-    if name not in BUILTIN_PALETTES:
-        raise ValueError(f"palette {name!r}: unknown (built-in: {', '.join(BUILTIN_PALETTES)}; or a JSON file)")
-    return BUILTIN_PALETTES[name](num_classes)
-
-
-def load_palette_json(path: str | os.PathLike[str], num_classes: int = CROSSVIEW_NUM_CLASSES) -> MaskPalette:
-    """A palette from a JSON file.
-
-    ``{"colours": [[r, g, b], ...], "classes": [k, ...], "tolerance": N, "panels": "colour"}``: ``classes`` are
-    1-based like the release's gray codes (class k = gray 10*k; 1..num_classes) and 0 means void; ``tolerance``
-    is the RGB Euclidean distance within which the nearest colour counts (default 0); ``panels`` is "colour"
-    (the C/D colour segmentations, the default) or "mask" (the E/F mask panels of 6-panel files). Optional:
-    ``"names": [...]`` one name per colour, ``"name"``. Errors name the file.
-    """
-    path = Path(path)
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ValueError(f"{path}: cannot read palette JSON ({' '.join(str(exc).split())})") from exc
-    if not isinstance(data, dict):
-        raise ValueError(f"{path}: palette JSON must be an object with 'colours' and 'classes'")
-    unknown = sorted(set(data) - {"colours", "classes", "tolerance", "panels", "names", "name"})
-    if unknown:
-        raise ValueError(f"{path}: unknown palette keys {unknown} (known: colours, classes, tolerance, panels, "
-                         "names, name)")
-    colours, classes = data.get("colours"), data.get("classes")
-    try:
-        colours = np.array(colours, dtype=np.int64)
-        classes = np.array(classes, dtype=np.int64)
-    except (TypeError, ValueError):
-        raise ValueError(f"{path}: 'colours' must be [[r, g, b], ...] and 'classes' a list of integers") from None
-    if colours.ndim != 2 or colours.shape[1] != 3 or len(colours) == 0 or colours.min() < 0 or colours.max() > 255:
-        raise ValueError(f"{path}: 'colours' must be a non-empty list of [r, g, b] with values 0..255")
-    if classes.shape != (len(colours),):
-        raise ValueError(f"{path}: 'classes' must give one class per colour ({len(colours)}), got {classes.tolist()}")
-    if classes.min() < 0 or classes.max() > num_classes:
-        raise ValueError(f"{path}: 'classes' must be 1..{num_classes} (0 = void), got {classes.tolist()}")
-    tolerance = data.get("tolerance", 0)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not math.isfinite(tolerance) \
-            or tolerance < 0:
-        raise ValueError(f"{path}: 'tolerance' must be a number >= 0, got {tolerance!r}")
-    panels = data.get("panels", "colour")
-    if panels not in PALETTE_PANELS:
-        raise ValueError(f"{path}: 'panels' must be one of {PALETTE_PANELS}, got {panels!r}")
-    names = data.get("names", [])
-    if not isinstance(names, list) or (names and len(names) != len(colours)):
-        raise ValueError(f"{path}: 'names' must list one name per colour ({len(colours)})")
-    zero_based = np.where(classes == 0, VOID_LABEL, classes - 1).astype(np.uint8)
-    return MaskPalette(str(data.get("name", path.name)), "rgb", colours.astype(np.int32), zero_based,
-                       float(tolerance), panels, tuple(str(n) for n in names))
-
-
-def resolve_palette(spec: str | os.PathLike[str] | MaskPalette | None, num_panels: int,
+def resolve_palette(spec: str | os.PathLike[str] | LabelPalette | None, num_panels: int,
                     num_classes: int = CROSSVIEW_NUM_CLASSES, where: str | os.PathLike[str] | None = None
-                    ) -> MaskPalette:
-    """The palette for a file of ``num_panels`` panels.
+                    ) -> LabelPalette:
+    """The class palette for a file of ``num_panels`` panels.
 
     ``spec`` None: the release's gray codes ("lggan-gray") for 6-panel files, the Cityscapes colour groups
-    ("cityscapes-groups") for 4-panel files. A name of :data:`BUILTIN_PALETTES`, a JSON file (:func:`load_palette_json`)
-    or a :class:`MaskPalette` otherwise. A palette reading the mask panels cannot serve a 4-panel file (``where``
-    names the file in that error).
+    ("cityscapes-groups") for 4-panel files; otherwise as :func:`lggan.data.palette.resolve_label_palette` resolves
+    ``data.palette`` for ``num_classes`` classes. A palette reading the mask panels cannot serve a 4-panel file
+    (``where`` names the file in that error).
     """
-    if isinstance(spec, MaskPalette):
-        palette = spec
-    elif spec is None:
-        palette = builtin_palette("lggan-gray" if num_panels == 6 else "cityscapes-groups", num_classes)
-    elif str(spec) in BUILTIN_PALETTES:
-        palette = builtin_palette(str(spec), num_classes)
-    elif Path(spec).is_file():
-        palette = load_palette_json(spec, num_classes)
-    else:
-        raise ValueError(f"data.palette {str(spec)!r}: neither a built-in palette ({', '.join(BUILTIN_PALETTES)}) "
-                         "nor an existing JSON file")
+    default = "lggan-gray" if num_panels == 6 else "cityscapes-groups"
+    palette = resolve_label_palette(default if spec is None else spec, "data.palette", num_classes)
     if palette.panels == "mask" and num_panels != 6:
         prefix = f"{where}: " if where is not None else ""
         raise CrossViewDataError(f"{prefix}palette {palette.name} reads the gray mask panels E/F, but the file has "
@@ -427,16 +291,7 @@ def label_to_gray(label: np.ndarray) -> np.ndarray:
     return np.where(label == VOID_LABEL, 0, GRAY_STEP * (label.astype(np.int32) + 1)).astype(np.uint8)
 
 
-def colorize_label(label: np.ndarray, palette: np.ndarray = CROSSVIEW_PALETTE) -> np.ndarray:
-    """Colour labels ``[H, W]`` with ``palette [C, 3]``; void and out-of-range -> black."""
-    label = np.asarray(label)
-    lut = np.zeros((256, 3), dtype=np.uint8)
-    lut[: len(palette)] = palette
-    lut[VOID_LABEL] = 0
-    return lut[label]
-
-
-def _is_blank(panel: np.ndarray) -> bool:
+def is_blank_panel(panel: np.ndarray) -> bool:
     """True for an (almost) all-black panel ``[H, W, 3]``, e.g. the placeholder aerial map of SelectionGAN's CVUSA.
 
     JPEG's chroma upsampling bleeds a neighbouring panel's colours into the edge column, so up to 2 % of the
@@ -450,7 +305,7 @@ def _is_blank(panel: np.ndarray) -> bool:
 def view_label(
     panels: dict[str, np.ndarray],
     view: View,
-    palette: str | os.PathLike[str] | MaskPalette | None = None,
+    palette: str | os.PathLike[str] | LabelPalette | None = None,
     path: str | os.PathLike[str] | None = None,
 ) -> np.ndarray:
     """Class labels ``[H, W]`` uint8 of one view of a file's panels (at their size), read with ``palette``.
@@ -460,7 +315,7 @@ def view_label(
     if view not in VIEWS:
         raise ValueError(f"view must be 'aerial' or 'street', got {view!r}")
     pal = resolve_palette(palette, len(panels), where=path)
-    return pal.labels(panels[pal.panel_name(view)])
+    return pal.labels(panels[map_panel(pal, view)]).astype(np.uint8)
 
 
 def class_masks(label: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -575,12 +430,12 @@ def _wiring(direction: str) -> tuple[str, str, str, str]:
     return ("A", "B", "D", "street") if direction == "a2g" else ("B", "A", "C", "aerial")
 
 
-def _transform(panels: dict[str, np.ndarray], direction: str, palette: MaskPalette, load_size: int, crop_size: int,
+def _transform(panels: dict[str, np.ndarray], direction: str, palette: LabelPalette, load_size: int, crop_size: int,
                top: int, left: int, flip: bool, path: str | os.PathLike[str]) -> dict[str, torch.Tensor]:
     """The release's per-sample transform of a file's panels: bicubic resize, one shared crop, [-1, 1], masks."""
     cond_name, target_name, semantic_name, view = _wiring(direction)
-    names = (cond_name, target_name, semantic_name, palette.panel_name(view))
-    if palette.panels == "colour" and _is_blank(panels[names[3]]):
+    names = (cond_name, target_name, semantic_name, map_panel(palette, view))
+    if palette.panels == "colour" and is_blank_panel(panels[names[3]]):
         # SelectionGAN's CVUSA files carry an all-black placeholder as aerial map: no class masks to read there.
         raise CrossViewDataError(f"{path}: the {view} map panel {names[3]} is blank (a placeholder), so it has no "
                                  f"class masks for direction {direction}")
@@ -592,7 +447,7 @@ def _transform(panels: dict[str, np.ndarray], direction: str, palette: MaskPalet
         out.append(array[:, ::-1] if flip else array)
     cond, target, semantic, label_panel = out
     # Masks from the resized, cropped panel: blended edge values match no code and become void (as released).
-    label = palette.labels(label_panel)  # [crop, crop] uint8
+    label = palette.labels(label_panel)  # [crop, crop] int64
     cond_t, semantic_t = _to_unit_range(cond), _to_unit_range(semantic)
     return {
         "input": torch.cat([cond_t, semantic_t], dim=0),  # [6, crop, crop]
@@ -640,7 +495,7 @@ class CrossViewDataset(Dataset):
         flip: bool = False,
         train: bool | None = None,
         color_tolerance: float | None = None,
-        mask_palette: str | os.PathLike[str] | MaskPalette | None = None,
+        mask_palette: str | os.PathLike[str] | LabelPalette | None = None,
         test_crop: str = "center",
         seed: int = 0,
     ) -> None:
@@ -678,15 +533,14 @@ class CrossViewDataset(Dataset):
         # Palette per panel count; the first file's is resolved now, so a bad data.palette fails at construction.
         self._palettes = {width // height: self._make_palette(width // height)}
 
-    def _make_palette(self, num_panels: int, where: Path | None = None) -> MaskPalette:
+    def _make_palette(self, num_panels: int, where: Path | None = None) -> LabelPalette:
         pal = resolve_palette(self.mask_palette_spec, num_panels, self.num_classes,
                               where=where or self.files[0])
         if self.color_tolerance is not None and pal.kind == "rgb":
-            pal = MaskPalette(pal.name, pal.kind, pal.colours, pal.classes, float(self.color_tolerance), pal.panels,
-                              pal.colour_names)
+            pal = replace(pal, tolerance=float(self.color_tolerance))
         return pal
 
-    def palette_for(self, num_panels: int, path: Path | None = None) -> MaskPalette:
+    def palette_for(self, num_panels: int, path: Path | None = None) -> LabelPalette:
         """The mask palette of a file with ``num_panels`` panels (errors name ``path``)."""
         if num_panels not in self._palettes:
             self._palettes[num_panels] = self._make_palette(num_panels, path)
@@ -709,7 +563,7 @@ class CrossViewDataset(Dataset):
             "crop_seed": self.seed if self.crop_mode == "random" else None,
             "flip": self.flip,
             "direction": self.direction,
-            "mask_palette": {str(n): p.describe() for n, p in sorted(self._palettes.items())},
+            "mask_palette": {str(n): palette_settings(p) for n, p in sorted(self._palettes.items())},
         }
 
     def __len__(self) -> int:
@@ -738,7 +592,7 @@ class CrossViewDataset(Dataset):
 
 def read_crossview_inputs(
     path: str | os.PathLike[str], direction: str = "a2g", size: int | None = None,
-    color_tolerance: float | None = None, mask_palette: str | os.PathLike[str] | MaskPalette | None = None,
+    color_tolerance: float | None = None, mask_palette: str | os.PathLike[str] | LabelPalette | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Generator inputs of one panel file for `lggan generate`: (concat(I_a, S_g) [6,S,S] in [-1,1], label [S,S]).
 
@@ -750,8 +604,7 @@ def read_crossview_inputs(
     panels = split_panels(read_crossview_image(path), path)
     palette = resolve_palette(mask_palette, len(panels), where=path)
     if color_tolerance is not None and palette.kind == "rgb":
-        palette = MaskPalette(palette.name, palette.kind, palette.colours, palette.classes, float(color_tolerance),
-                              palette.panels, palette.colour_names)
+        palette = replace(palette, tolerance=float(color_tolerance))
     size = _positive_int("size", size) or panels["A"].shape[0]
     item = _transform(panels, direction, palette, size, size, 0, 0, False, path)
     return item["input"], item["label"]
@@ -766,223 +619,3 @@ def collate_crossview(batch: Sequence[dict[str, Any]]) -> dict[str, Any]:
         values = [item[key] for item in batch]
         out[key] = torch.stack(values) if isinstance(values[0], torch.Tensor) else list(values)
     return out
-
-
-# --------------------------------------------------------------------------- inspect
-
-# Void share of the mask pixels above which `inspect` lists a problem: exact matching leaves about 9 % of the
-# released CVUSA masks void (JPEG noise), which is how the release reads them; far more means a wrong palette.
-VOID_PROBLEM_SHARE = 0.25
-VOID_NOTE_SHARE = 0.05
-# Void RGB colours are counted per channel rounded to this step, so JPEG noise around one colour lands in one bin.
-VOID_COLOUR_STEP = 32
-
-
-def _void_colour_keys(panel: np.ndarray, void: np.ndarray, palette: MaskPalette) -> Counter[str]:
-    """How many void pixels of each value: the first channel (gray palettes) or the rounded RGB colour."""
-    if palette.kind == "gray":
-        values = _first_channel(panel, "mask panel")[void]
-        return Counter({str(v): int(n) for v, n in zip(*np.unique(values, return_counts=True))})
-    rgb = np.asarray(panel)[..., :3][void].astype(np.int32)  # [N, 3]
-    binned = np.minimum(255, VOID_COLOUR_STEP * np.rint(rgb / VOID_COLOUR_STEP)).astype(np.int32)
-    colours, counts = np.unique(binned, axis=0, return_counts=True)
-    return Counter({",".join(str(int(v)) for v in c): int(n) for c, n in zip(colours, counts)})
-
-
-@dataclass
-class CrossViewReport:
-    """Summary of a cross-view folder, from :func:`inspect_crossview`."""
-
-    root: str
-    splits: dict[str, int] = field(default_factory=dict)  # split -> number of image files
-    num_files: int = 0
-    formats: dict[str, int] = field(default_factory=dict)  # "6-panel" / "4-panel" -> files
-    panel_sizes: dict[int, int] = field(default_factory=dict)  # panel px -> files
-    class_names: tuple[str, ...] = CROSSVIEW_CLASS_NAMES
-    # view ("aerial"/"street") -> labelled pixels per class
-    class_pixels: dict[str, list[int]] = field(default_factory=dict)
-    mask_pixels: int = 0  # all mask pixels counted (both views)
-    void_pixels: dict[str, int] = field(default_factory=dict)  # file (relative to root) -> void pixels
-    void_total: int = 0
-    # format ("6-panel"/"4-panel") -> name of the mask palette its files were read with
-    palettes: dict[str, str] = field(default_factory=dict)
-    # palette entry ("10 -> vehicle", "0,0,255 man-made -> structure") -> pixels matched to it
-    palette_pixels: dict[str, int] = field(default_factory=dict)
-    # void pixels per value: first-channel value (gray palettes) or RGB rounded to VOID_COLOUR_STEP ("255,255,0")
-    void_colours: dict[str, int] = field(default_factory=dict)
-    # view -> files whose colour segmentation is all black (CVUSA's aerial one), not counted as void
-    blank_segmentations: dict[str, int] = field(default_factory=dict)
-    problems: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def class_frequency(self) -> dict[str, list[float]]:
-        """Per view, the fraction of labelled pixels in each class."""
-        out = {}
-        for view, counts in self.class_pixels.items():
-            total = sum(counts)
-            out[view] = [c / total if total else 0.0 for c in counts]
-        return out
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready dict (panel sizes keyed by str)."""
-        data = asdict(self)
-        data["panel_sizes"] = {str(k): v for k, v in self.panel_sizes.items()}
-        data["class_names"] = list(self.class_names)
-        data["class_frequency"] = self.class_frequency()
-        return data
-
-
-def inspect_crossview(
-    root: str | os.PathLike[str],
-    split: str | None = None,
-    color_tolerance: float | None = None,
-    gray_tolerance: float | None = None,
-    progress: bool = False,
-    mask_palette: str | os.PathLike[str] | MaskPalette | None = None,
-) -> CrossViewReport:
-    """Read every file of ``root/split`` (or of every existing train/test split) and report.
-
-    Masks are read at the files' own size with ``mask_palette`` (see :func:`resolve_palette`; the tolerances
-    override the palette's). Void pixels are counted per file and per value (:attr:`CrossViewReport.void_colours`),
-    so a colour missing from the palette shows up. Bad files (unreadable, wrong width, panel size differing from
-    the majority) are listed in ``problems`` instead of raising; a missing root or split, or one with no images at
-    all, raises naming the folder.
-    """
-    root_path = Path(root)
-    if not root_path.is_dir():
-        raise FileNotFoundError(f"{root_path}: dataset root not found")
-    if split is None:
-        splits = [s for s in ("train", "test") if (root_path / s).is_dir()]
-        if not splits:
-            raise FileNotFoundError(f"{root_path}: no train/ or test/ folder (expected ROOT/{{train,test}}/*.png|jpg)")
-    else:
-        splits = [split]
-
-    report = CrossViewReport(root=str(root_path))
-    report.class_pixels = {view: [0] * CROSSVIEW_NUM_CLASSES for view in VIEWS}
-    report.blank_segmentations = {view: 0 for view in VIEWS}
-    files: list[tuple[str, Path]] = []
-    for name in splits:
-        try:
-            files.extend((name, f) for f in list_crossview_files(root_path, name))
-        except FileNotFoundError as exc:
-            # An explicitly requested split must exist; with split=None an empty one is a finding.
-            if split is not None:
-                raise
-            report.problems.append(str(exc))
-    if not files:
-        raise FileNotFoundError(f"{root_path}: no images in {', '.join(s + '/' for s in splits)}")
-    report.splits = dict(Counter(s for s, _ in files))
-    report.num_files = len(files)
-
-    palettes: dict[int, MaskPalette] = {}
-
-    def palette_for(num_panels: int, name: str) -> MaskPalette:
-        if num_panels not in palettes:
-            pal = resolve_palette(mask_palette, num_panels, where=name)
-            override = color_tolerance if pal.kind == "rgb" else gray_tolerance
-            if override is not None:
-                pal = MaskPalette(pal.name, pal.kind, pal.colours, pal.classes, float(override), pal.panels,
-                                  pal.colour_names)
-            palettes[num_panels] = pal
-        return palettes[num_panels]
-
-    iterator: Any = files
-    if progress:
-        from ..progress import progress_bar
-
-        iterator = progress_bar(files, desc="inspect", unit="file")
-    sizes: Counter[int] = Counter()
-    formats: Counter[str] = Counter()
-    matched: Counter[str] = Counter()
-    void_colours: Counter[str] = Counter()
-    for _, path in iterator:
-        name = path.relative_to(root_path).as_posix()
-        try:
-            panels = split_panels(read_crossview_image(path), name)
-            palette = palette_for(len(panels), name)
-        except CrossViewDataError as exc:
-            report.problems.append(str(exc) if name in str(exc) else f"{name}: {exc}")
-            continue
-        sizes[panels["A"].shape[0]] += 1
-        formats[f"{len(panels)}-panel"] += 1
-        report.palettes[f"{len(panels)}-panel"] = palette.name
-        void = 0
-        for view in VIEWS:
-            panel = panels[palette.panel_name(view)]
-            if palette.panels == "colour" and _is_blank(panel):
-                # An all-black map panel is a placeholder (SelectionGAN's CVUSA aerial map), not a class map.
-                report.blank_segmentations[view] += 1
-                continue
-            index = palette.colour_index(panel)  # [H, W], -1 = void
-            label = np.append(palette.classes, np.uint8(VOID_LABEL))[index]
-            counts = np.bincount(label.ravel(), minlength=256)
-            for k in range(CROSSVIEW_NUM_CLASSES):
-                report.class_pixels[view][k] += int(counts[k])
-            for p, n in enumerate(np.bincount(index.ravel() + 1, minlength=len(palette.classes) + 1)[1:]):
-                if n:
-                    matched[palette.colour_label(p)] += int(n)
-            is_void = label == VOID_LABEL
-            void += int(is_void.sum())
-            void_colours.update(_void_colour_keys(panel, is_void, palette))
-            report.mask_pixels += int(label.size)
-        report.void_pixels[name] = void
-        report.void_total += void
-
-    report.panel_sizes = dict(sorted(sizes.items()))
-    report.formats = dict(sorted(formats.items()))
-    report.palette_pixels = dict(matched.most_common())
-    report.void_colours = dict(void_colours.most_common())
-    if len(sizes) > 1:
-        report.problems.append(f"mixed panel sizes {dict(sizes)}: a dataset expects one panel size")
-    share = report.void_total / report.mask_pixels if report.mask_pixels else 0.0
-    if share > VOID_NOTE_SHARE:
-        top = ", ".join(f"{k} ({v})" for k, v in list(report.void_colours.items())[:3])
-        text = f"{100 * share:.1f}% of mask pixels are void (most frequent void values: {top})"
-        if share > VOID_PROBLEM_SHARE:
-            hint = " (check the file format or the palette: data.palette / --palette"
-            if "4-panel" in report.formats and mask_palette is None:
-                hint += "; SelectionGAN's CVUSA files need selectiongan-cvusa"
-            report.problems.append(text + hint + ")")
-        else:
-            report.notes.append(text + "; the release reads its masks by exact match and leaves these out too")
-    return report
-
-
-def format_crossview_report(report: CrossViewReport, top_void: int = 10) -> str:
-    """Human-readable text of a :class:`CrossViewReport`."""
-    lines = [f"cross-view dataset: {report.root}"]
-    split_text = ", ".join(f"{s} {n}" for s, n in report.splits.items())
-    lines.append(f"files: {report.num_files} ({split_text})")
-    lines.append("formats: " + (", ".join(f"{k} {v}" for k, v in report.formats.items()) or "none readable"))
-    lines.append("panel sizes: " + (", ".join(f"{k}px {v}" for k, v in report.panel_sizes.items()) or "none"))
-    if report.palettes:
-        lines.append("mask palettes: " + ", ".join(f"{k} {v}" for k, v in report.palettes.items()))
-    freq = report.class_frequency()
-    lines.append(f"class pixel frequency {'aerial':>8} {'street':>8}")
-    for k, name in enumerate(report.class_names):
-        lines.append(
-            f"  {k + 1} {name:<16} {100 * freq['aerial'][k]:7.2f}% {100 * freq['street'][k]:7.2f}%"
-        )
-    if report.palette_pixels:
-        lines.append("pixels per palette colour:")
-        lines.extend(f"  {k}: {v}" for k, v in report.palette_pixels.items())
-    share = 100 * report.void_total / report.mask_pixels if report.mask_pixels else 0.0
-    with_void = {n: v for n, v in report.void_pixels.items() if v}
-    lines.append(
-        f"void pixels: {report.void_total} ({share:.3f}% of mask pixels) in {len(with_void)} of "
-        f"{len(report.void_pixels)} files"
-    )
-    for name, count in sorted(with_void.items(), key=lambda kv: (-kv[1], kv[0]))[:top_void]:
-        lines.append(f"  {name}: {count}")
-    if report.void_colours:
-        lines.append("void pixels per value (gray: first channel; colour: RGB rounded to "
-                     f"{VOID_COLOUR_STEP}):")
-        lines.extend(f"  {k}: {v}" for k, v in list(report.void_colours.items())[:top_void])
-    blank = {v: n for v, n in report.blank_segmentations.items() if n}
-    if blank:
-        lines.append("blank colour segmentations (no mask): " + ", ".join(f"{v} {n}" for v, n in blank.items()))
-    lines.extend(f"note: {n}" for n in report.notes)
-    lines.append(f"problems: {len(report.problems)}")
-    lines.extend(f"  - {p}" for p in report.problems)
-    return "\n".join(lines)

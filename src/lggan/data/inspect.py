@@ -1,4 +1,5 @@
-"""Full check and statistics of a dataset on disk (``lggan data inspect``).
+"""Full check and statistics of a dataset on disk (``lggan data inspect``): semantic datasets
+(:func:`inspect_dataset`) and cross-view panel files (:func:`inspect_crossview`).
 
 Unlike dataset start-up (pairing + headers only), inspection decodes every
 file, so it finds truncated files and out-of-range label values too, and it
@@ -7,8 +8,11 @@ collects *every* problem instead of stopping at the first.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import os
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -18,8 +22,20 @@ from .ade20k import ade20k_label_spec
 from .cityscapes import cityscapes_label_spec
 from .coco_stuff import coco_stuff_label_spec
 from .common import LabelSpec, SamplePaths, describe_invalid, load_image, load_index_map, load_raw_label
+from .crossview import (
+    CROSSVIEW_CLASS_NAMES,
+    CROSSVIEW_NUM_CLASSES,
+    VIEWS,
+    CrossViewDataError,
+    is_blank_panel,
+    list_crossview_files,
+    map_panel,
+    read_crossview_image,
+    resolve_palette,
+    split_panels,
+)
 from .custom import MAX_LABEL_VALUE, custom_label_spec
-from .palette import LabelPalette, palette_summary, resolve_label_palette
+from .palette import VOID_LABEL, LabelPalette, first_channel, palette_summary, resolve_label_palette
 
 Size = tuple[int, int]
 
@@ -299,4 +315,231 @@ def format_report(report: DatasetReport) -> str:
         lines.extend(f"  - {p}" for p in problems)
     else:
         lines.append("no problems found")
+    return "\n".join(lines)
+
+
+# --------------------------------------------------------------------------- cross-view data
+
+# Void share of the mask pixels above which `inspect` lists a problem: exact matching leaves about 9 % of the
+# released CVUSA masks void (JPEG noise), which is how the release reads them; far more means a wrong palette.
+VOID_PROBLEM_SHARE = 0.25
+VOID_NOTE_SHARE = 0.05
+# Void RGB colours are counted per channel rounded to this step, so JPEG noise around one colour lands in one bin.
+VOID_COLOUR_STEP = 32
+
+
+def _void_colour_keys(panel: np.ndarray, void: np.ndarray, palette: LabelPalette) -> Counter[str]:
+    """How many void pixels of each value: the first channel (gray palettes) or the rounded RGB colour."""
+    if palette.kind == "gray":
+        values = first_channel(panel, "mask panel")[void]
+        return Counter({str(v): int(n) for v, n in zip(*np.unique(values, return_counts=True))})
+    rgb = np.asarray(panel)[..., :3][void].astype(np.int32)  # [N, 3]
+    binned = np.minimum(255, VOID_COLOUR_STEP * np.rint(rgb / VOID_COLOUR_STEP)).astype(np.int32)
+    colours, counts = np.unique(binned, axis=0, return_counts=True)
+    return Counter({",".join(str(int(v)) for v in c): int(n) for c, n in zip(colours, counts)})
+
+
+def _entry_name(palette: LabelPalette, p: int) -> str:
+    """Readable name of class palette entry ``p``: its colour, its name (if any) and its class."""
+    colour = int(palette.colours[p, 0]) if palette.kind == "gray" else ",".join(str(int(v)) for v in palette.colours[p])
+    name = f" {palette.colour_names[p]}" if p < len(palette.colour_names) and palette.colour_names[p] else ""
+    k = int(palette.ids[p])
+    target = "void" if k == VOID_LABEL else (
+        CROSSVIEW_CLASS_NAMES[k] if k < len(CROSSVIEW_CLASS_NAMES) else f"class {k + 1}")
+    return f"{colour}{name} -> {target}"
+
+
+@dataclass
+class CrossViewReport:
+    """Summary of a cross-view folder, from :func:`inspect_crossview`."""
+
+    root: str
+    splits: dict[str, int] = field(default_factory=dict)  # split -> number of image files
+    num_files: int = 0
+    formats: dict[str, int] = field(default_factory=dict)  # "6-panel" / "4-panel" -> files
+    panel_sizes: dict[int, int] = field(default_factory=dict)  # panel px -> files
+    class_names: tuple[str, ...] = CROSSVIEW_CLASS_NAMES
+    # view ("aerial"/"street") -> labelled pixels per class
+    class_pixels: dict[str, list[int]] = field(default_factory=dict)
+    mask_pixels: int = 0  # all mask pixels counted (both views)
+    void_pixels: dict[str, int] = field(default_factory=dict)  # file (relative to root) -> void pixels
+    void_total: int = 0
+    # format ("6-panel"/"4-panel") -> name of the mask palette its files were read with
+    palettes: dict[str, str] = field(default_factory=dict)
+    # palette entry ("10 -> vehicle", "0,0,255 man-made -> structure") -> pixels matched to it
+    palette_pixels: dict[str, int] = field(default_factory=dict)
+    # void pixels per value: first-channel value (gray palettes) or RGB rounded to VOID_COLOUR_STEP ("255,255,0")
+    void_colours: dict[str, int] = field(default_factory=dict)
+    # view -> files whose colour segmentation is all black (CVUSA's aerial one), not counted as void
+    blank_segmentations: dict[str, int] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def class_frequency(self) -> dict[str, list[float]]:
+        """Per view, the fraction of labelled pixels in each class."""
+        out = {}
+        for view, counts in self.class_pixels.items():
+            total = sum(counts)
+            out[view] = [c / total if total else 0.0 for c in counts]
+        return out
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (panel sizes keyed by str)."""
+        data = asdict(self)
+        data["panel_sizes"] = {str(k): v for k, v in self.panel_sizes.items()}
+        data["class_names"] = list(self.class_names)
+        data["class_frequency"] = self.class_frequency()
+        return data
+
+
+def inspect_crossview(
+    root: str | os.PathLike[str],
+    split: str | None = None,
+    color_tolerance: float | None = None,
+    gray_tolerance: float | None = None,
+    progress: bool = False,
+    mask_palette: str | os.PathLike[str] | LabelPalette | None = None,
+) -> CrossViewReport:
+    """Read every file of ``root/split`` (or of every existing train/test split) and report.
+
+    Masks are read at the files' own size with ``mask_palette`` (see :func:`resolve_palette`; the tolerances
+    override the palette's). Void pixels are counted per file and per value (:attr:`CrossViewReport.void_colours`),
+    so a colour missing from the palette shows up. Bad files (unreadable, wrong width, panel size differing from
+    the majority) are listed in ``problems`` instead of raising; a missing root or split, or one with no images at
+    all, raises naming the folder.
+    """
+    root_path = Path(root)
+    if not root_path.is_dir():
+        raise FileNotFoundError(f"{root_path}: dataset root not found")
+    if split is None:
+        splits = [s for s in ("train", "test") if (root_path / s).is_dir()]
+        if not splits:
+            raise FileNotFoundError(f"{root_path}: no train/ or test/ folder (expected ROOT/{{train,test}}/*.png|jpg)")
+    else:
+        splits = [split]
+
+    report = CrossViewReport(root=str(root_path))
+    report.class_pixels = {view: [0] * CROSSVIEW_NUM_CLASSES for view in VIEWS}
+    report.blank_segmentations = {view: 0 for view in VIEWS}
+    files: list[tuple[str, Path]] = []
+    for name in splits:
+        try:
+            files.extend((name, f) for f in list_crossview_files(root_path, name))
+        except FileNotFoundError as exc:
+            # An explicitly requested split must exist; with split=None an empty one is a finding.
+            if split is not None:
+                raise
+            report.problems.append(str(exc))
+    if not files:
+        raise FileNotFoundError(f"{root_path}: no images in {', '.join(s + '/' for s in splits)}")
+    report.splits = dict(Counter(s for s, _ in files))
+    report.num_files = len(files)
+
+    palettes: dict[int, LabelPalette] = {}
+
+    def palette_for(num_panels: int, name: str) -> LabelPalette:
+        if num_panels not in palettes:
+            pal = resolve_palette(mask_palette, num_panels, where=name)
+            override = color_tolerance if pal.kind == "rgb" else gray_tolerance
+            if override is not None:
+                pal = replace(pal, tolerance=float(override))
+            palettes[num_panels] = pal
+        return palettes[num_panels]
+
+    iterator: Any = files
+    if progress:
+        iterator = progress_bar(files, desc="inspect", unit="file")
+    sizes: Counter[int] = Counter()
+    formats: Counter[str] = Counter()
+    matched: Counter[str] = Counter()
+    void_colours: Counter[str] = Counter()
+    for _, path in iterator:
+        name = path.relative_to(root_path).as_posix()
+        try:
+            panels = split_panels(read_crossview_image(path), name)
+            palette = palette_for(len(panels), name)
+        except CrossViewDataError as exc:
+            report.problems.append(str(exc) if name in str(exc) else f"{name}: {exc}")
+            continue
+        sizes[panels["A"].shape[0]] += 1
+        formats[f"{len(panels)}-panel"] += 1
+        report.palettes[f"{len(panels)}-panel"] = palette.name
+        void = 0
+        for view in VIEWS:
+            panel = panels[map_panel(palette, view)]
+            if palette.panels == "colour" and is_blank_panel(panel):
+                # An all-black map panel is a placeholder (SelectionGAN's CVUSA aerial map), not a class map.
+                report.blank_segmentations[view] += 1
+                continue
+            index = palette.colour_index(panel)  # [H, W], -1 = void
+            label = np.append(palette.ids, VOID_LABEL)[index]
+            counts = np.bincount(label.ravel(), minlength=256)
+            for k in range(CROSSVIEW_NUM_CLASSES):
+                report.class_pixels[view][k] += int(counts[k])
+            for p, n in enumerate(np.bincount(index.ravel() + 1, minlength=len(palette.ids) + 1)[1:]):
+                if n:
+                    matched[_entry_name(palette, p)] += int(n)
+            is_void = label == VOID_LABEL
+            void += int(is_void.sum())
+            void_colours.update(_void_colour_keys(panel, is_void, palette))
+            report.mask_pixels += int(label.size)
+        report.void_pixels[name] = void
+        report.void_total += void
+
+    report.panel_sizes = dict(sorted(sizes.items()))
+    report.formats = dict(sorted(formats.items()))
+    report.palette_pixels = dict(matched.most_common())
+    report.void_colours = dict(void_colours.most_common())
+    if len(sizes) > 1:
+        report.problems.append(f"mixed panel sizes {dict(sizes)}: a dataset expects one panel size")
+    share = report.void_total / report.mask_pixels if report.mask_pixels else 0.0
+    if share > VOID_NOTE_SHARE:
+        top = ", ".join(f"{k} ({v})" for k, v in list(report.void_colours.items())[:3])
+        text = f"{100 * share:.1f}% of mask pixels are void (most frequent void values: {top})"
+        if share > VOID_PROBLEM_SHARE:
+            hint = " (check the file format or the palette: data.palette / --palette"
+            if "4-panel" in report.formats and mask_palette is None:
+                hint += "; SelectionGAN's CVUSA files need selectiongan-cvusa"
+            report.problems.append(text + hint + ")")
+        else:
+            report.notes.append(text + "; the release reads its masks by exact match and leaves these out too")
+    return report
+
+
+def format_crossview_report(report: CrossViewReport, top_void: int = 10) -> str:
+    """Human-readable text of a :class:`CrossViewReport`."""
+    lines = [f"cross-view dataset: {report.root}"]
+    split_text = ", ".join(f"{s} {n}" for s, n in report.splits.items())
+    lines.append(f"files: {report.num_files} ({split_text})")
+    lines.append("formats: " + (", ".join(f"{k} {v}" for k, v in report.formats.items()) or "none readable"))
+    lines.append("panel sizes: " + (", ".join(f"{k}px {v}" for k, v in report.panel_sizes.items()) or "none"))
+    if report.palettes:
+        lines.append("mask palettes: " + ", ".join(f"{k} {v}" for k, v in report.palettes.items()))
+    freq = report.class_frequency()
+    lines.append(f"class pixel frequency {'aerial':>8} {'street':>8}")
+    for k, name in enumerate(report.class_names):
+        lines.append(
+            f"  {k + 1} {name:<16} {100 * freq['aerial'][k]:7.2f}% {100 * freq['street'][k]:7.2f}%"
+        )
+    if report.palette_pixels:
+        lines.append("pixels per palette colour:")
+        lines.extend(f"  {k}: {v}" for k, v in report.palette_pixels.items())
+    share = 100 * report.void_total / report.mask_pixels if report.mask_pixels else 0.0
+    with_void = {n: v for n, v in report.void_pixels.items() if v}
+    lines.append(
+        f"void pixels: {report.void_total} ({share:.3f}% of mask pixels) in {len(with_void)} of "
+        f"{len(report.void_pixels)} files"
+    )
+    for name, count in sorted(with_void.items(), key=lambda kv: (-kv[1], kv[0]))[:top_void]:
+        lines.append(f"  {name}: {count}")
+    if report.void_colours:
+        lines.append("void pixels per value (gray: first channel; colour: RGB rounded to "
+                     f"{VOID_COLOUR_STEP}):")
+        lines.extend(f"  {k}: {v}" for k, v in list(report.void_colours.items())[:top_void])
+    blank = {v: n for v, n in report.blank_segmentations.items() if n}
+    if blank:
+        lines.append("blank colour segmentations (no mask): " + ", ".join(f"{v} {n}" for v, n in blank.items()))
+    lines.extend(f"note: {n}" for n in report.notes)
+    lines.append(f"problems: {len(report.problems)}")
+    lines.extend(f"  - {p}" for p in report.problems)
     return "\n".join(lines)
