@@ -9,15 +9,16 @@ from typing import Any
 import torch
 
 from .layout import ConversionReport, _check_layout, _fmt, expected_shapes, unwrap_state_dict
-from .names import (CLASS_CONV_BIAS, CLASS_CONV_WEIGHT, CROSSVIEW_CLASS_CONV, CROSSVIEW_EXPORT_RULES,
-                    CROSSVIEW_FIRST_CLASS, CROSSVIEW_RULES, rename_keys, stack_indexed, unstack_indexed)
+from .names import CROSSVIEW_NAMES
 
 RELEASE_CROSSVIEW_CLASSES = 6  # Dayton / CVUSA semantic classes of the release
 CROSSVIEW_ANCHOR = "deconv5_global.weight"  # only the cross-view release has it
+CROSSVIEW_FIRST_CLASS = CROSSVIEW_NAMES.stacked.first_index  # deconv5_1 is class 0
 
 
 def _class_conv_indices(state_dict: Mapping[str, torch.Tensor]) -> list[int]:
-    return sorted(int(m[1]) for k in state_dict if (m := re.fullmatch(CROSSVIEW_CLASS_CONV, k)) and m[2] == "weight")
+    pattern = CROSSVIEW_NAMES.stacked.pattern
+    return sorted(int(m[1]) for k in state_dict if (m := re.fullmatch(pattern, k)) and m[2] == "weight")
 
 
 def infer_crossview_arguments(state_dict: Mapping[str, torch.Tensor], source: str = "state dict",
@@ -84,13 +85,13 @@ def convert_official_crossview(state_dict: Mapping[str, torch.Tensor], source: s
     used = []
     if arguments["use_local"]:
         try:
-            weight, bias, used = stack_indexed(rest, CROSSVIEW_CLASS_CONV, first_index=CROSSVIEW_FIRST_CLASS)
+            weight, bias, used = CROSSVIEW_NAMES.stacked.stack(rest)
         except ValueError as e:
             raise ValueError(f"{source}: {e}") from None
     rest = {k: v for k, v in rest.items() if k not in set(used)}
-    ours, unexpected = rename_keys(rest, CROSSVIEW_RULES)
+    ours, unexpected = CROSSVIEW_NAMES.to_ours(rest)
     if arguments["use_local"]:
-        ours[CLASS_CONV_WEIGHT], ours[CLASS_CONV_BIAS] = weight, bias
+        ours[CROSSVIEW_NAMES.stacked.weight], ours[CROSSVIEW_NAMES.stacked.bias] = weight, bias
     ours = _check_layout(ours, expected_shapes("CrossViewGenerator", arguments), unexpected,
                          f"{source}: does not match the official LGGAN cross-view generator layout inferred "
                          f"from its shapes ({arguments})")
@@ -110,13 +111,14 @@ def export_official_crossview(state_dict: Mapping[str, torch.Tensor], spare_clas
     verbatim, in place of those zeros.
     """
     sd = dict(state_dict)
-    local = CLASS_CONV_WEIGHT in sd
-    weight, bias = (sd.pop(CLASS_CONV_WEIGHT), sd.pop(CLASS_CONV_BIAS)) if local else (None, None)
-    out, unmatched = rename_keys(sd, CROSSVIEW_EXPORT_RULES)
+    stacked = CROSSVIEW_NAMES.stacked
+    local = stacked.weight in sd
+    weight, bias = (sd.pop(stacked.weight), sd.pop(stacked.bias)) if local else (None, None)
+    out, unmatched = CROSSVIEW_NAMES.to_official(sd)
     if unmatched:
         raise ValueError(f"export: keys with no official cross-view name: {_fmt(unmatched)}")
     if local:
-        out.update(unstack_indexed(weight, bias, "deconv5_{}", CROSSVIEW_FIRST_CLASS))
+        out.update(stacked.unstack(weight, bias))
     clash = sorted(k for k in (unused or {}) if k in out)
     if clash:
         raise ValueError(f"export: the kept unused tensors {_fmt(clash)} are part of the model itself")

@@ -16,8 +16,7 @@ from typing import Any
 import torch
 
 from .layout import ConversionReport, _check_layout, _complete_spectral_norm, _fmt, expected_shapes, unwrap_state_dict
-from .names import (CLASS_CONV_BIAS, CLASS_CONV_WEIGHT, SEMANTIC_CLASS_CONV, SEMANTIC_EXPORT_RULES, SEMANTIC_RULES,
-                    SEMANTIC_UNUSED, rename_keys, stack_indexed, unstack_indexed)
+from .names import SEMANTIC_NAMES
 
 # `--dataset` values and the preset that holds their data settings.
 DATASET_PRESETS = {"cityscapes": "cityscapes", "ade20k": "ade20k", "coco-stuff": "coco-stuff", "synth-city": "synth"}
@@ -173,15 +172,15 @@ def convert_official_semantic(state_dict: Mapping[str, torch.Tensor], source: st
                             f"{'the ' + used_dataset + ' release' if used_dataset in RELEASED_SEMANTIC else 'SPADE'}"
                             "'s; pass --num-upsampling-layers if the checkpoint was trained otherwise")
 
-    unused_patterns = [re.compile(p) for p in SEMANTIC_UNUSED]
-    report.unused = sorted(k for k in sd if any(p.fullmatch(k) for p in unused_patterns))
+    names, stacked = SEMANTIC_NAMES, SEMANTIC_NAMES.stacked
+    report.unused = sorted(k for k in sd if names.is_unused(k))
     try:
-        weight, bias, used = stack_indexed(sd, SEMANTIC_CLASS_CONV, first_index=0)
+        weight, bias, used = stacked.stack(sd)
     except ValueError as e:
         raise ValueError(f"{source}: {e}") from None
     rest = {k: v for k, v in sd.items() if k not in set(used) | set(report.unused)}
-    ours, unexpected = rename_keys(rest, SEMANTIC_RULES)
-    ours[CLASS_CONV_WEIGHT], ours[CLASS_CONV_BIAS] = weight, bias
+    ours, unexpected = names.to_ours(rest)
+    ours[stacked.weight], ours[stacked.bias] = weight, bias
 
     expected = expected_shapes("LGGANGenerator", arguments)
     _complete_spectral_norm(ours, expected, report.notes)
@@ -206,13 +205,14 @@ def export_official_semantic(state_dict: Mapping[str, torch.Tensor], unused: Map
     (the tensors a conversion set aside) gives it back verbatim, otherwise it is written as zeros (never read).
     """
     sd = dict(state_dict)
-    if CLASS_CONV_WEIGHT not in sd:
+    stacked = SEMANTIC_NAMES.stacked
+    if stacked.weight not in sd:
         raise ValueError("export: the state dict has no local branch (use_local=False); the official layout needs one")
-    weight, bias = sd.pop(CLASS_CONV_WEIGHT), sd.pop(CLASS_CONV_BIAS)
-    out, unmatched = rename_keys(sd, SEMANTIC_EXPORT_RULES)
+    weight, bias = sd.pop(stacked.weight), sd.pop(stacked.bias)
+    out, unmatched = SEMANTIC_NAMES.to_official(sd)
     if unmatched:
         raise ValueError(f"export: keys with no official name: {_fmt(unmatched)}")
-    out.update(unstack_indexed(weight, bias, "deconv5_{}", 0))
+    out.update(stacked.unstack(weight, bias))
     missing = [k for k in RELEASE_SEMANTIC_REQUIRED if k not in out]
     if missing:
         raise ValueError(f"export: the release's generator always has {', '.join(missing)}; this model was built "
