@@ -20,6 +20,7 @@ from lggan.convert import (
     stack_indexed,
     unstack_indexed,
 )
+from lggan.convert.names import CROSSVIEW_NAMES, SEMANTIC_NAMES
 from lggan.data.crossview import class_masks
 from lggan.generate import load_generator
 from lggan.models import CrossViewGenerator, LGGANGenerator, MultiscaleDiscriminator
@@ -535,6 +536,32 @@ def test_official_crossview_key_list_maps_exactly():
     back = export_official_crossview(ours)
     assert {k: tuple(v.shape) for k, v in back.items()} == official
     assert set(export_official_crossview(ours, spare_class_conv=False)) == set(official) - set(report.unused)
+
+
+@needs_reference_file(CITYSCAPES_KEYS)
+@needs_reference_file(CROSSVIEW_KEYS)
+def test_name_tables_are_bijections_on_the_release_names():
+    with torch.device("meta"):
+        released = [(SEMANTIC_NAMES, CITYSCAPES_KEYS, LGGANGenerator(35, 36, ngf=64, num_upsampling_layers="more")),
+                    (CROSSVIEW_NAMES, CROSSVIEW_KEYS, CrossViewGenerator(in_channels=6, num_classes=6, ngf=64))]
+        options = [(SEMANTIC_NAMES, LGGANGenerator(5, 6, ngf=8, spade_hidden=16, num_upsampling_layers="most")),
+                   (CROSSVIEW_NAMES, CrossViewGenerator(6, 4, ngf=8, local_combine="conv", use_classifier=True))]
+    for table, key_file, model in released:
+        official = list(read_key_file(key_file))
+        stacked = [k for k in official if re.fullmatch(table.stacked.pattern, k)]
+        rows = sorted(int(re.fullmatch(table.stacked.pattern, k)[1]) for k in stacked if k.endswith(".weight"))
+        assert rows == list(range(table.stacked.first_index, table.stacked.first_index + len(rows)))
+        named = [k for k in official if k not in stacked and not table.is_unused(k)]
+        ours = [table.ours_name(k) for k in named]
+        assert len(set(ours)) == len(named) and None not in ours  # one of ours each, never the same one twice
+        assert [table.official_name(k) for k in ours] == named  # and back to itself
+        assert set(ours) == set(model.state_dict()) - {table.stacked.weight, table.stacked.bias}  # every tensor
+    assert SEMANTIC_NAMES.ours_name("resnet_blocks9.conv2.bias") == "local.res_blocks.8.conv2.bias"
+    assert CROSSVIEW_NAMES.official_name("encoder.res_blocks.0.conv1.weight") == "resnet_blocks1.conv1.weight"
+    assert [k for k in read_key_file(CITYSCAPES_KEYS) if SEMANTIC_NAMES.is_unused(k)] == ["fc.weight", "fc.bias"]
+    for table, model in options:  # what the releases do not build (up_4, deconv9 and fc2 in the cross-view G) too
+        for key in set(model.state_dict()) - {table.stacked.weight, table.stacked.bias}:
+            assert table.ours_name(table.official_name(key)) == key, key
 
 
 def test_converted_crossview_weights_reproduce_the_official_forward(small_crossview):
