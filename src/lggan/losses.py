@@ -15,13 +15,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lggan.config import GanMode, Reduction, VggInput, choices
 from lggan.images import IMAGENET_MEAN, IMAGENET_STD
 from lggan.models.class_conv import ClassImages
 
 DOutput = torch.Tensor | Sequence[Sequence[torch.Tensor]]
-GAN_MODES = ("hinge", "vanilla")
-TV_REDUCTIONS = ("sum", "mean")
-VGG_INPUT_MODES = ("raw", "imagenet")
+GAN_MODES = choices(GanMode)
+TV_REDUCTIONS = choices(Reduction)
+VGG_INPUT_MODES = choices(VggInput)
 
 
 # ----------------------------------------------------------------------------------------------- GAN terms (Eq. 8)

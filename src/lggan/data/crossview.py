@@ -33,6 +33,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
+from lggan.config import CropMode, Direction, choices
 from lggan.images import photo_rgb
 
 from .palette import VOID_LABEL, LabelPalette, first_channel, register_builtin_palette, resolve_label_palette
@@ -44,6 +45,7 @@ __all__ = [
     "CROSSVIEW_PALETTE",
     "IMAGE_EXTENSIONS",
     "PANEL_NAMES",
+    "DIRECTIONS",
     "TEST_CROPS",
     "VOID_LABEL",
     "CrossViewDataError",
@@ -70,7 +72,8 @@ __all__ = [
 GRAY_STEP = 10
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 PANEL_NAMES = ("A", "B", "C", "D", "E", "F")
-TEST_CROPS = ("center", "random")  # data.test_crop
+TEST_CROPS = choices(CropMode)  # data.test_crop
+DIRECTIONS = choices(Direction)  # data.direction
 
 # The 6 classes of the Dayton/CVUSA family, each a group of Cityscapes colours.
 # The first colour of a group is its representative (used for colourising).
@@ -499,8 +502,8 @@ class CrossViewDataset(Dataset):
         test_crop: str = "center",
         seed: int = 0,
     ) -> None:
-        if direction not in ("a2g", "g2a"):
-            raise ValueError(f"direction must be 'a2g' or 'g2a', got {direction!r}")
+        if direction not in DIRECTIONS:
+            raise ValueError(f"direction must be {' or '.join(map(repr, DIRECTIONS))}, got {direction!r}")
         if color_tolerance is not None and (color_tolerance < 0 or not math.isfinite(color_tolerance)):
             raise ValueError(f"color_tolerance must be a finite value >= 0, got {color_tolerance}")
         if test_crop not in TEST_CROPS:
@@ -599,8 +602,8 @@ def read_crossview_inputs(
     Same wiring and transform as :class:`CrossViewDataset` with the whole panel: every panel bicubic-resized to
     ``size`` (default: the panel size), masks read with ``mask_palette`` after the resize.
     """
-    if direction not in ("a2g", "g2a"):
-        raise ValueError(f"direction must be 'a2g' or 'g2a', got {direction!r}")
+    if direction not in DIRECTIONS:
+        raise ValueError(f"direction must be {' or '.join(map(repr, DIRECTIONS))}, got {direction!r}")
     panels = split_panels(read_crossview_image(path), path)
     palette = resolve_palette(mask_palette, len(panels), where=path)
     if color_tolerance is not None and palette.kind == "rgb":

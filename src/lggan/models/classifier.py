@@ -7,7 +7,9 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-CLASS_POOLS = ("image", "mask")
+from lggan.config import ClassPool, choices
+
+CLASS_POOLS = choices(ClassPool)
 
 
 class ClassLogits(NamedTuple):

@@ -15,9 +15,10 @@ import math
 import torch
 from torch import nn
 
+from lggan.config import InitKind, choices
 from lggan.models.class_conv import ClassSpecificConv
 
-INIT_KINDS = ("xavier", "normal", "kaiming")
+INIT_KINDS = choices(InitKind)
 
 
 def _fill(w: torch.Tensor, kind: str, gain: float, fan_in: int, fan_out: int) -> None:

@@ -8,10 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from lggan.config import LocalCombine, choices
 from lggan.models.class_conv import ClassImages, ClassSpecificConv, combine_class_images
 from lggan.models.residual import ResidualBlock
 
-LOCAL_COMBINES = ("sum", "conv")
+LOCAL_COMBINES = choices(LocalCombine)
 
 
 class LocalOutput(NamedTuple):
