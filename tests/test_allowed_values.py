@@ -1,4 +1,5 @@
-"""Each set of allowed values is declared once, as a Literal type of lggan.config; everything else reads it.
+"""Each set of allowed values is declared once, as a Literal type of lggan.config (config/types.py); everything
+else reads it.
 
 The scan looks at the code of every module of the package (not its prose): a tuple, list or set of string constants
 with exactly the words of one of config's Literal types, or a second Literal[...] of them, is a copy that can drift.
@@ -46,9 +47,8 @@ def copies_in(source: str, literals: dict[frozenset[str], str]) -> list[tuple[in
 
 
 def package_modules() -> list[Path]:
-    """Every module of the package except the config, where the Literal types live."""
-    return [p for p in sorted(PACKAGE.rglob("*.py"))
-            if p.relative_to(PACKAGE).parts[0] not in ("config", "config.py")]
+    """Every module of the package except config/types.py, where the Literal types live."""
+    return [p for p in sorted(PACKAGE.rglob("*.py")) if p.relative_to(PACKAGE).parts != ("config", "types.py")]
 
 
 def test_the_config_declares_the_word_lists_the_scan_looks_for():
