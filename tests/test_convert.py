@@ -428,7 +428,7 @@ def test_convert_file_output_loads_with_load_generator(tmp_path, small_official)
         ngf=NGF, spade_hidden=HID, num_res_blocks=2, local_combine="conv", num_upsampling_layers="normal",
         local_groups=None)
     synth = load_generator(out, device="cpu")
-    assert isinstance(synth.generator, LGGANGenerator) and synth.task == "semantic"
+    assert isinstance(synth.generator, LGGANGenerator) and synth.task_name == "semantic"
     S = semantic_map(1, C, 32, 64).float()
     ref = official_forward(official, S, C)
     with torch.no_grad():
@@ -639,7 +639,7 @@ def test_convert_crossview_file_and_load_generator(tmp_path, small_crossview):
     assert isinstance(load_converted(out), CrossViewGenerator)
 
     synth = load_generator(out, device="cpu", amp="off")  # fp32 like the reference (not bf16 on AMX CPUs)
-    assert isinstance(synth.generator, CrossViewGenerator) and synth.task == "crossview"
+    assert isinstance(synth.generator, CrossViewGenerator) and synth.task_name == "crossview"
     x, label, M = crossview_inputs(2, 32, 32, dtype=torch.float32)
     ref = official_crossview_forward(official, x, M)
     got = synth(label, aerial=x, native=True)  # at 32x32, not the preset's 256x256; masks from the label (255 void)

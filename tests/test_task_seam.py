@@ -14,9 +14,8 @@ from lggan.config import TaskName, apply_overrides, choices, get_preset
 from lggan.tasks import TASKS, CrossViewTask, Prepared, SemanticTask, Task, make_task
 
 SRC = Path(lggan.__file__).parent
-# Files that may compare a task name: tasks.py maps names to implementations; convert/dispatch.py tells which task
-# an official checkpoint was trained for (its report, not a config).
-NAME_CHECKS_ALLOWED = {"tasks.py", "convert/dispatch.py"}
+# The one file that may compare a task name: tasks.py maps names to implementations.
+NAME_CHECKS_ALLOWED = {"tasks.py"}
 TASK_NAME_TEST = re.compile(r"""task\s*[!=]=\s*["'](?:semantic|crossview)["']|["'](?:semantic|crossview)["']\s*[!=]=""")
 
 

@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from .config import ExportFormat, choices
@@ -35,101 +34,14 @@ EXPORT_FORMATS = choices(ExportFormat)
 ONNX_OPSET = 18
 
 
-def _one_hot(label: torch.Tensor, class_ids: torch.Tensor) -> torch.Tensor:
-    """[B, H, W] ids -> [B, C, H, W] float one-hot by comparison (traceable; out-of-range ids give zeros)."""
-    return (label.unsqueeze(1) == class_ids).to(torch.float32)
-
-
-def _edges(instance: torch.Tensor) -> torch.Tensor:
-    """Instance-edge map [B, 1, H, W] (1 where a 4-neighbour has another id), as lggan.data.instance_edges, in
-    out-of-place ops that trace and export."""
-    h = (instance[:, :, 1:] != instance[:, :, :-1]).to(torch.float32)  # [B, H, W-1]
-    v = (instance[:, 1:, :] != instance[:, :-1, :]).to(torch.float32)  # [B, H-1, W]
-    e = F.pad(h, (1, 0)) + F.pad(h, (0, 1)) + F.pad(v, (0, 0, 1, 0)) + F.pad(v, (0, 0, 0, 1))
-    return (e > 0).to(torch.float32).unsqueeze(1)
-
-
-class SemanticExport(nn.Module):
-    """LGGANGenerator's inference path: label (+ instance) ids -> I^C, with the dense local branch."""
-
-    def __init__(self, generator: nn.Module, use_instance: bool):
-        super().__init__()
-        self.generator = generator
-        self.use_instance = use_instance
-        self.register_buffer("class_ids", torch.arange(generator.num_classes).view(1, -1, 1, 1), persistent=False)
-
-    def input_names(self) -> list[str]:
-        return ["label", "instance"] if self.use_instance else ["label"]
-
-    def forward(self, label: torch.Tensor, instance: torch.Tensor | None = None) -> torch.Tensor:
-        from .models.class_conv import group_masks
-        from .models.weight_map import fuse
-
-        G = self.generator
-        S = _one_hot(label, self.class_ids)
-        if self.use_instance:
-            S = torch.cat([S, _edges(label if instance is None else instance)], 1)
-        E = G.encoder(S)
-        I_G = G.global_generator(E.deep, S)
-        if not G.use_local:
-            return I_G
-        I_L = G.local.forward_dense(E.features, group_masks(S[:, : G.num_classes], G.local_groups))
-        if not G.use_weight_map:
-            return 0.5 * I_G + 0.5 * I_L
-        W_l, W_g = G.weight_map(E.features)
-        return fuse(I_G, I_L, W_g, W_l)
-
-
-class CrossViewExport(nn.Module):
-    """CrossViewGenerator's inference path: (aerial input, target class ids) -> I^C, with the dense local branch."""
-
-    def __init__(self, generator: nn.Module):
-        super().__init__()
-        self.generator = generator
-        self.register_buffer("class_ids", torch.arange(generator.num_classes).view(1, -1, 1, 1), persistent=False)
-
-    def input_names(self) -> list[str]:
-        return ["aerial", "label"]
-
-    def forward(self, aerial: torch.Tensor, label: torch.Tensor) -> torch.Tensor:
-        from .models.weight_map import fuse
-
-        G = self.generator
-        E = G.encoder(aerial).features
-        I_G = G.global_generator(E)
-        if not G.use_local:
-            return I_G
-        I_L = G.local.forward_dense(E, _one_hot(label, self.class_ids))  # void (255) -> all-zero masks
-        if not G.use_weight_map:
-            return 0.5 * I_G + 0.5 * I_L
-        W_l, W_g = G.weight_map(E)
-        return fuse(I_G, I_L, W_g, W_l)
-
-
 def exportable(synth: Any) -> nn.Module:
-    """The export module of a loaded generator (a lggan.generate.Synthesizer), float32 on the CPU, eval mode."""
-    from .models import LGGANGenerator
-    from .models.crossview import CrossViewGenerator
-
-    G = synth.generator.float().cpu().eval()
-    if isinstance(G, LGGANGenerator):
-        return SemanticExport(G, synth.cfg.data.use_instance).eval()
-    if isinstance(G, CrossViewGenerator):
-        return CrossViewExport(G).eval()
-    raise ValueError(f"cannot export a {type(G).__name__}")
+    """The export graph of a loaded generator (a lggan.generate.Synthesizer), float32 on the CPU, eval mode."""
+    return synth.task.export_graph(synth.generator.float().cpu().eval()).eval()
 
 
 def example_inputs(module: nn.Module, size: tuple[int, int], batch: int = 1, seed: int = 0) -> tuple[torch.Tensor, ...]:
-    """Inputs of `module` at size (W, H): random class ids (and instance ids, a random aerial input)."""
-    w, h = size
-    gen = torch.Generator().manual_seed(seed)
-    C = module.generator.num_classes
-    label = torch.randint(0, C, (batch, h, w), generator=gen)
-    if isinstance(module, CrossViewExport):
-        return torch.rand(batch, module.generator.in_channels, h, w, generator=gen) * 2 - 1, label
-    if module.use_instance:
-        return label, torch.randint(0, 4, (batch, h, w), generator=gen)
-    return (label,)
+    """Inputs of an export graph at size (W, H): random class ids (and instance ids, a random aerial input)."""
+    return module.example_inputs(size, batch, torch.Generator().manual_seed(seed))
 
 
 def description_path(out: str | os.PathLike) -> Path:
@@ -187,9 +99,9 @@ def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt:
     module = exportable(synth)
     inputs = example_inputs(module, size)
     # The Synthesizer's arguments (label, instance, aerial) for the same inputs: the sparse path to compare with.
-    call = (inputs[1], None, inputs[0]) if isinstance(module, CrossViewExport) else inputs
+    call = module.synthesizer_arguments(inputs)
     try:  # the size must suit the generator: the model's own input check says so
-        synth.recipe.generator_inputs(*call)
+        synth.task.generator_inputs(*call)
     except ValueError as e:
         raise ValueError(f"--size {size[0]}x{size[1]}: {e}") from None
     with torch.no_grad():
@@ -224,7 +136,7 @@ def export_generator(checkpoint: str | os.PathLike, out: str | os.PathLike, fmt:
     if diff > 1e-3:
         raise RuntimeError(f"{out}: the exported graph differs from the generator by {diff:.3g} (max |diff|)")
     info = {
-        "format": fmt, "source": str(checkpoint), "task": synth.task, "size": list(size),
+        "format": fmt, "source": str(checkpoint), "task": synth.task_name, "size": list(size),
         "inputs": {n: _input_doc(n, module) for n in names}, "output": "image: float32 [B, 3, H, W] in [-1, 1] (I^C)",
         "num_classes": module.generator.num_classes, "max_abs_diff_vs_sparse_path": diff,
     }
@@ -245,8 +157,7 @@ def _run_onnx(path: Path, names: list[str], inputs: tuple[torch.Tensor, ...]) ->
 def _input_doc(name: str, module: nn.Module) -> str:
     C = module.generator.num_classes
     return {
-        "label": f"int64 [B, H, W]: class ids 0..{C - 1}" + (" (others: void)" if isinstance(module, CrossViewExport)
-                                                             else ""),
+        "label": f"int64 [B, H, W]: class ids 0..{C - 1}{module.label_note}",
         "instance": "int64 [B, H, W]: instance ids (edges are where they change; pass the label map when there are "
                     "no instance maps)",
         "aerial": "float32 [B, 6, H, W]: concat(aerial photo, street-map colours) in [-1, 1]",

@@ -157,10 +157,10 @@ class Synthesizer:
             precision.to_channels_last(self.generator)
         self.cfg = cfg
         self.device = device
-        self.recipe = make_task(cfg)
+        self.task = make_task(cfg)  # what turns label maps (and the cross-view input) into G's arguments
 
     @property
-    def task(self) -> str:
+    def task_name(self) -> str:
         """The model's task name (model.task)."""
         return self.cfg.model.task
 
@@ -217,7 +217,7 @@ class Synthesizer:
                                  f"{sorted({tuple(m.shape[-2:][::-1]) for m, _ in maps})} (WxH)")
             return torch.cat([m for m, _ in maps]), True
         if isinstance(label, Image.Image) or _is_colour_array(label):  # (a colour array needs a palette)
-            return self.recipe.label_from_image(label, palette, what)[None], False
+            return self.task.label_from_image(label, palette, what)[None], False
         t = torch.as_tensor(label)
         if t.ndim not in (2, 3):
             raise ValueError(f"{what}: class indices must be [H,W] or [B,H,W], got shape {tuple(t.shape)}")
@@ -275,7 +275,7 @@ class Synthesizer:
             if tuple(a.shape[-2:]) != (size[1], size[0]):
                 aerial = torch.stack([resize_image(v, size) for v in (a[None] if a.ndim == 3 else a)])
         # The label goes to the device as integers [B,H,W]; the one-hot S [B,C(+1),H,W] is made there.
-        inputs = self.recipe.generator_inputs(as_id_batch(label, self.device), instance, aerial)
+        inputs = self.task.generator_inputs(as_id_batch(label, self.device), instance, aerial)
         if self.plan.channels_last:
             inputs = tuple(precision.channels_last_input(t) for t in inputs)
         with precision.autocast(self.device.type, self.plan.autocast_dtype):

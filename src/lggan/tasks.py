@@ -241,6 +241,10 @@ class Task(abc.ABC):
         """
 
     @abc.abstractmethod
+    def export_graph(self, generator: nn.Module) -> nn.Module:
+        """The traceable inference graph of `generator` (`lggan export`; lggan.export_graphs): ids in, I^C out."""
+
+    @abc.abstractmethod
     def label_from_image(self, image: Any, palette: Any = None, where: str = "label") -> torch.Tensor:
         """Class indices [H,W] (long) of a label image given in memory, read as a label file of the task is: a PIL
         image (single-channel ids, or colours with `palette`) or a uint8 [H,W,3] colour array with `palette`."""
@@ -519,6 +523,11 @@ class SemanticTask(Task):
                                             num_d=mc.num_d)}
         ))
 
+    def export_graph(self, generator: nn.Module) -> nn.Module:
+        from .export_graphs import SemanticExport
+
+        return SemanticExport(generator, self.cfg.data.use_instance)
+
     def prepare(self, batch: dict[str, Any], device: torch.device) -> Prepared:
         from .data import make_semantic_input
 
@@ -764,6 +773,11 @@ class CrossViewTask(Task):
             Ds = {name: MultiscaleDiscriminator(6, ndf=mc.ndf, n_layers=mc.d_layers, num_d=mc.num_d, spectral=False)
                   for name in self.d_names()}
         return init_weights(nn.ModuleDict(Ds), mc.init, mc.init_gain)
+
+    def export_graph(self, generator: nn.Module) -> nn.Module:
+        from .export_graphs import CrossViewExport
+
+        return CrossViewExport(generator)
 
     def prepare(self, batch: dict[str, Any], device: torch.device) -> Prepared:
         from .data.crossview import class_masks

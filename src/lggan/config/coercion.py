@@ -1,4 +1,4 @@
-"""Values from JSON, YAML or the command line converted to a field's declared type (one-line errors naming the field)."""
+"""Values from JSON, YAML or the command line as a field's declared type (one-line errors naming the field)."""
 
 from __future__ import annotations
 

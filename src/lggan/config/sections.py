@@ -99,7 +99,8 @@ class TrainConfig:
     """Optimisation and bookkeeping; `recipe` fills the optimiser fields as a released script or the paper has them."""
 
     batch_size: Annotated[int, AT_LEAST_1] = 1  # the global batch: split evenly over the processes of a distributed run
-    iterations: Annotated[int | None, NON_NEGATIVE] = None  # stop after this many iterations in total (None: the epoch schedule)
+    # Stop after this many iterations in total (None: the epoch schedule).
+    iterations: Annotated[int | None, NON_NEGATIVE] = None
     epochs_const: Annotated[int, NON_NEGATIVE] = 100  # constant lr for this many epochs ...
     epochs_decay: Annotated[int, NON_NEGATIVE] = 100  # ... then decay to 0 over these (how: lr_schedule)
     recipe: Recipe = "custom"  # setting it (--set train.recipe=paper) fills lr_g, lr_d, beta1, beta2, lr_schedule

@@ -24,7 +24,8 @@ Direction = Literal["a2g", "g2a"]
 UpsamplingLayers = Literal["normal", "more", "most"]  # SPADE's num_upsampling_layers: start grid (H, W) / 2^5, 6, 7
 UPSAMPLINGS = {"normal": 5, "more": 6, "most": 7}
 DiscriminatorArch = Literal["spade", "pix2pix"]  # SPADE's multiscale PatchGAN | pix2pix's PatchGAN (cross-view release)
-InitKind = Literal["xavier", "normal", "kaiming"]  # xavier_normal(gain) (semantic release) | normal(0, gain) (cross-view)
+# xavier_normal(gain) (semantic release) | normal(0, gain) (cross-view release) | He normal
+InitKind = Literal["xavier", "normal", "kaiming"]
 VggInput = Literal["raw", "imagenet"]  # the release feeds VGG19 raw [-1, 1] images; "imagenet" normalises first
 Reduction = Literal["sum", "mean"]
 Recipe = Literal["release", "paper", "custom"]
@@ -89,6 +90,3 @@ ABLATION_VARIANTS: tuple[str, ...] = typing.get_args(AblationVariant)
 
 SEMANTIC_DATASETS = choices(SemanticDatasetName)
 CROSSVIEW_DATASETS = choices(CrossViewDatasetName)
-# The task each dataset belongs to (the first TaskName is semantic synthesis, the second cross-view translation).
-DATASET_TASK: dict[str, str] = {**{d: choices(TaskName)[0] for d in SEMANTIC_DATASETS},
-                                **{d: choices(TaskName)[1] for d in CROSSVIEW_DATASETS}}

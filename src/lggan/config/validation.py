@@ -9,7 +9,8 @@ from typing import Annotated, Any, Literal
 
 from .coercion import coerce
 from .sections import ARCHITECTURE_FIELDS, SECTION_NAMES, Config
-from .types import DATASET_TASK, SEMANTIC_DATASETS, UPSAMPLINGS, Range, field_range
+from .task_settings import DATASET_TASK, check_task_fields
+from .types import Range, field_range
 
 
 def _flatten(d: dict[str, Any]) -> dict[str, Any]:
@@ -69,25 +70,7 @@ def validate(cfg: Config, partial: bool = False) -> None:
             f"data.dataset={cfg.data.dataset!r} does not fit model.task={cfg.model.task!r} "
             f"(it is a {DATASET_TASK[cfg.data.dataset]} dataset)"
         )
-    if cfg.data.dataset in SEMANTIC_DATASETS:
-        w, h = cfg.data.crop_size or cfg.data.load_size
-        step = 2 ** UPSAMPLINGS[cfg.model.num_upsampling_layers]
-        if w % step or h % step:
-            raise ValueError(
-                f"data size {w}x{h}: the SPADE global generator with model.num_upsampling_layers="
-                f"{cfg.model.num_upsampling_layers!r} needs width and height divisible by {step}"
-            )
-    # Fields that only one task's networks read: set for the other task they would be silently ignored.
-    semantic_only = {"model.local_groups": (cfg.model.local_groups, None),
-                     "model.num_upsampling_layers": (cfg.model.num_upsampling_layers, "normal"),
-                     "model.class_pool": (cfg.model.class_pool, "image"),
-                     "loss.class_ce": (cfg.loss.class_ce, 0.0)}
-    crossview_only = {"model.discriminator": (cfg.model.discriminator, "spade")}
-    other = crossview_only if cfg.data.dataset in SEMANTIC_DATASETS else semantic_only
-    for name, (value, neutral) in other.items():
-        if value != neutral:
-            raise ValueError(f"{name}={value!r} does not apply to model.task={cfg.model.task!r} (leave it at "
-                             f"{neutral!r})")
+    check_task_fields(cfg)  # the task's own checks and fields (config/task_settings.py)
     groups = cfg.model.local_groups
     if groups is not None and groups > cfg.data.num_classes:
         raise ValueError(f"model.local_groups={groups}: must be between 2 and data.num_classes="

@@ -38,7 +38,7 @@ def convert_official(state_dict: Mapping[str, torch.Tensor], source: str = "stat
     """
     sd = unwrap_state_dict(state_dict, source)
     semantic_only = [f for f, v in (("--dataset", dataset), ("--num-upsampling-layers", num_upsampling_layers)) if v]
-    if detect_official_task(sd) == "crossview":
+    if CROSSVIEW_ANCHOR in sd:  # the cross-view generator (detect_official_task)
         if semantic_only:
             raise ValueError(f"{source}: {' and '.join(semantic_only)} apply to semantic-synthesis checkpoints; "
                              "this is a cross-view generator")
@@ -67,6 +67,68 @@ def _semantic_preset(report: ConversionReport, num_classes: int) -> str:
     return SEMANTIC_PRESETS.get(num_classes, "cityscapes")
 
 
+def _crossview_config(report: ConversionReport) -> tuple[Any, list[str]]:
+    """The dayton-a2g preset with the cross-view generator's widths and switches."""
+    from lggan.config import get_preset
+
+    a, notes = report.arguments, []
+    cfg = get_preset("dayton-a2g")
+    cfg.data.num_classes = a["num_classes"]
+    for key in ("ngf", "num_res_blocks", "use_local", "use_weight_map", "local_combine", "class_pool"):
+        setattr(cfg.model, key, a[key])
+    if a["in_channels"] != 6:
+        notes.append(f"the generator takes {a['in_channels']} input channels but the cross-view task feeds 6 "
+                     "(concat(I_a, S_g)): load it with lggan.convert.load_converted")
+    if a["use_classifier"]:
+        notes.append("the checkpoint has a classification module (fc2); the cross-view task builds none: load "
+                     "it with lggan.convert.load_converted")
+    return cfg, notes
+
+
+def _discriminator_config(report: ConversionReport) -> tuple[Any, list[str]]:
+    """The semantic preset of the discriminator's dataset with its ndf, d_layers and num_d."""
+    from lggan.config import get_preset
+
+    a, notes = report.arguments, []
+    semantic_nc = a["in_channels"] - 3
+    classes = _dataset_classes(report.dataset)
+    num_classes = semantic_nc if classes is None or classes > semantic_nc else classes
+    cfg = get_preset(_semantic_preset(report, num_classes))
+    cfg.data.num_classes = num_classes
+    cfg.data.use_instance = semantic_nc > num_classes
+    cfg.model.ndf, cfg.model.d_layers, cfg.model.num_d = a["ndf"], a["n_layers"], a["num_d"]
+    if classes is None:
+        notes.append(f"unknown dataset: the discriminator's {semantic_nc} label channels are taken as "
+                     "classes without instance edges (pass --dataset to say otherwise)")
+    if semantic_nc > num_classes + 1:
+        notes.append(f"{semantic_nc} label channels are more than data.num_classes={num_classes} + 1 "
+                     "instance-edge channel; the config cannot describe it: load it with "
+                     "lggan.convert.load_converted")
+    return cfg, notes
+
+
+def _semantic_config(report: ConversionReport) -> tuple[Any, list[str]]:
+    """The semantic preset of the generator's dataset with its classes, widths, layout and switches."""
+    from lggan.config import get_preset
+
+    a, notes = report.arguments, []
+    cfg = get_preset(_semantic_preset(report, a["num_classes"]))
+    cfg.data.num_classes = a["num_classes"]
+    cfg.data.use_instance = a["semantic_nc"] > a["num_classes"]
+    for key in ("ngf", "spade_hidden", "num_res_blocks", "local_combine", "use_local", "use_weight_map",
+                "class_pool", "num_upsampling_layers", "local_groups"):
+        setattr(cfg.model, key, a[key])
+    if a["semantic_nc"] > a["num_classes"] + 1:
+        notes.append(f"semantic_nc={a['semantic_nc']} is more than num_classes + 1 instance-edge channel; the "
+                     "config cannot describe it: load it with lggan.convert.load_converted")
+    return cfg, notes
+
+
+# ConversionReport.model -> the lggan config that builds that converted model, plus notes.
+CONVERTED_CONFIGS = {"LGGANGenerator": _semantic_config, "MultiscaleDiscriminator": _discriminator_config,
+                     "CrossViewGenerator": _crossview_config}
+
+
 def converted_config(report: ConversionReport) -> tuple[dict[str, Any], list[str]]:
     """A full lggan Config (as a dict) that builds the converted model, plus notes on what it cannot describe.
 
@@ -75,45 +137,9 @@ def converted_config(report: ConversionReport) -> tuple[dict[str, Any], list[str
     model.local_groups and the model widths set from the weights (a discriminator: ndf, d_layers, num_d).
     Cross-view: the dayton-a2g preset likewise.
     """
-    from lggan.config import get_preset, validate
+    from lggan.config import validate
 
-    a, notes = report.arguments, []
-    if report.task == "crossview":
-        cfg = get_preset("dayton-a2g")
-        cfg.data.num_classes = a["num_classes"]
-        for key in ("ngf", "num_res_blocks", "use_local", "use_weight_map", "local_combine", "class_pool"):
-            setattr(cfg.model, key, a[key])
-        if a["in_channels"] != 6:
-            notes.append(f"the generator takes {a['in_channels']} input channels but the cross-view task feeds 6 "
-                         "(concat(I_a, S_g)): load it with lggan.convert.load_converted")
-        if a["use_classifier"]:
-            notes.append("the checkpoint has a classification module (fc2); the cross-view task builds none: load "
-                         "it with lggan.convert.load_converted")
-    elif report.part == "discriminator":
-        semantic_nc = a["in_channels"] - 3
-        classes = _dataset_classes(report.dataset)
-        num_classes = semantic_nc if classes is None or classes > semantic_nc else classes
-        cfg = get_preset(_semantic_preset(report, num_classes))
-        cfg.data.num_classes = num_classes
-        cfg.data.use_instance = semantic_nc > num_classes
-        cfg.model.ndf, cfg.model.d_layers, cfg.model.num_d = a["ndf"], a["n_layers"], a["num_d"]
-        if classes is None:
-            notes.append(f"unknown dataset: the discriminator's {semantic_nc} label channels are taken as "
-                         "classes without instance edges (pass --dataset to say otherwise)")
-        if semantic_nc > num_classes + 1:
-            notes.append(f"{semantic_nc} label channels are more than data.num_classes={num_classes} + 1 "
-                         "instance-edge channel; the config cannot describe it: load it with "
-                         "lggan.convert.load_converted")
-    else:
-        cfg = get_preset(_semantic_preset(report, a["num_classes"]))
-        cfg.data.num_classes = a["num_classes"]
-        cfg.data.use_instance = a["semantic_nc"] > a["num_classes"]
-        for key in ("ngf", "spade_hidden", "num_res_blocks", "local_combine", "use_local", "use_weight_map",
-                    "class_pool", "num_upsampling_layers", "local_groups"):
-            setattr(cfg.model, key, a[key])
-        if a["semantic_nc"] > a["num_classes"] + 1:
-            notes.append(f"semantic_nc={a['semantic_nc']} is more than num_classes + 1 instance-edge channel; the "
-                         "config cannot describe it: load it with lggan.convert.load_converted")
+    cfg, notes = CONVERTED_CONFIGS[report.model](report)
     try:
         validate(cfg)
     except ValueError as e:
@@ -134,14 +160,20 @@ def detect_our_kind(state_dict: Mapping[str, torch.Tensor]) -> str:
     raise ValueError(f"not an lggan generator or semantic discriminator state dict (found e.g. {_fmt(keys, 8)})")
 
 
+def _export_discriminator(state_dict: Mapping[str, torch.Tensor],
+                          unused: Mapping[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+    if unused:
+        raise ValueError("export: a discriminator has no unused tensors to put back")
+    return export_official_discriminator(state_dict)
+
+
+# detect_our_kind -> how one of our state dicts goes back to the release's names and shapes.
+EXPORTERS = {"discriminator": _export_discriminator, "semantic": export_official_semantic,
+             "crossview": lambda state_dict, unused: export_official_crossview(state_dict, unused=unused)}
+
+
 def export_official(state_dict: Mapping[str, torch.Tensor], unused: Mapping[str, torch.Tensor] | None = None
                     ) -> tuple[dict[str, torch.Tensor], str]:
     """(our state dict under the release's names and shapes, its kind); `unused` as kept by a conversion."""
     kind = detect_our_kind(state_dict)
-    if kind == "discriminator":
-        if unused:
-            raise ValueError("export: a discriminator has no unused tensors to put back")
-        return export_official_discriminator(state_dict), kind
-    if kind == "semantic":
-        return export_official_semantic(state_dict, unused), kind
-    return export_official_crossview(state_dict, unused=unused), kind
+    return EXPORTERS[kind](state_dict, unused), kind

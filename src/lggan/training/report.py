@@ -98,7 +98,8 @@ def banner_lines(run: TrainRun) -> list[str]:
         + " | ".join(f"{k} {_fmt_count(v)}" for k, v in d_parts.items()) + ")",
         f"  data:       {dc.dataset}{where}: {run.num_train} train images, {val}",
         f"  schedule:   batch {tc.batch_size}{per_rank}, {_plural(ipe, 'iteration')} per epoch, "
-        f"{_plural(run.total, 'iteration')} in total ({epochs})" + (f", from iteration {run.iteration}" if run.iteration else "")
+        f"{_plural(run.total, 'iteration')} in total ({epochs})"
+        + (f", from iteration {run.iteration}" if run.iteration else "")
         + (f", at most {tc.max_seconds:g} s" if tc.max_seconds is not None else ""),
         f"  every:      log {tc.log_every}, samples {tc.sample_every}, checkpoint {tc.checkpoint_every} iterations"
         + (f", eval {tc.eval_every}" if tc.eval_every else "")
