@@ -152,7 +152,8 @@ def as_id_batch(x: torch.Tensor | np.ndarray, device: torch.device | str | None 
 
 
 class Task(abc.ABC):
-    """Shared recipe: D step and G step losses over the task's discriminators; the per-task parts are abstract."""
+    """One task of the paper (model.task): its data, networks, inputs, evaluation and grids are abstract, grouped by
+    the code that uses them; the D and G loss sums over its discriminators are shared."""
 
     cfg: Config
     num_classes: int
@@ -164,7 +165,7 @@ class Task(abc.ABC):
         # --data wins over the config's data.root; None means the built-in synthetic data (where there is one).
         self.data_root = data_root or cfg.data.root
 
-    # -- what the evaluation and generation commands default to --------------------------------------------------
+    # -- what every user reads: defaults, classes, colours, config notes -----------------------------------------------
     @classmethod
     @abc.abstractmethod
     def default_split(cls) -> str:
@@ -198,7 +199,7 @@ class Task(abc.ABC):
         """What a user may not expect of this config (printed by --print-config and the banner); none by default."""
         return []
 
-    # -- training --------------------------------------------------------------------------------------------------
+    # -- used by lggan.training: data, networks, batches ---------------------------------------------------------------
     @abc.abstractmethod
     def build_datasets(self, with_val: bool = True) -> tuple[Any, Any]:
         """(train, val) datasets; val is None (with a warning saying why) when the split is missing or unusable."""
@@ -223,7 +224,7 @@ class Task(abc.ABC):
         warnings.warn(f"no {split} split at {where} ({one_line(exc)}); sample grids use training images",
                       stacklevel=3)
 
-    # -- inference (Synthesizer, `lggan generate`) -----------------------------------------------------------------
+    # -- used by generate (Synthesizer, `lggan generate`), the demo and `lggan export` ---------------------------------
     @abc.abstractmethod
     def generator_inputs(self, label: torch.Tensor, instance: torch.Tensor | None = None,
                          aerial: torch.Tensor | None = None) -> tuple[torch.Tensor, ...]:
@@ -249,7 +250,7 @@ class Task(abc.ABC):
         """Class indices [H,W] (long) of a label image given in memory, read as a label file of the task is: a PIL
         image (single-channel ids, or colours with `palette`) or a uint8 [H,W,3] colour array with `palette`."""
 
-    # -- evaluation (`lggan evaluate --checkpoint`) ----------------------------------------------------------------
+    # -- used by evaluate (`lggan evaluate --checkpoint`) and train.eval_every -----------------------------------------
     @abc.abstractmethod
     def eval_dataset(self, split: str) -> Any:
         """The dataset `split` at evaluation size (no augmentation); it has a `root` attribute."""
@@ -284,7 +285,7 @@ class Task(abc.ABC):
 
         return names, batches()
 
-    # -- losses ----------------------------------------------------------------------------------------------------
+    # -- used by lggan.training's steps: the loss sums (shared by every task) ------------------------------------------
     def discriminator_losses(self, discriminators: dict[str, nn.Module], prep: Prepared,
                              fakes: dict[str, torch.Tensor]):
         """Returns (total, terms): each D judges the real image and every fake output, in one batched call.
@@ -345,7 +346,7 @@ class Task(abc.ABC):
             add("G_local_l1", lc.local_l1, L.local_l1_loss(out.class_images, prep.real, prep.masks))
         return total, terms
 
-    # -- sample grids ----------------------------------------------------------------------------------------------
+    # -- used by lggan.training: sample grids --------------------------------------------------------------------------
     @abc.abstractmethod
     def grid_columns(self, prep: Prepared, out: Any) -> list[torch.Tensor]:
         """The columns of a sample grid, each [B,3,H,W] in [0,1]."""

@@ -139,6 +139,12 @@ def _custom() -> Config:
                              train=dict(batch_size=4, epochs_const=50, epochs_decay=50))
 
 
+# The presets as a table: name -> what builds it. What each follows (README "Presets"):
+#   synth, synth-views              ours: small widths on the built-in data, minutes on a 2-core CPU
+#   custom                          the semantic release's recipe at half its widths, for a user's own dataset
+#   cityscapes, ade20k, coco-stuff  the semantic release (S/train_*.sh; coco-stuff: SPADE's data settings)
+#   S1 .. S5                        paper Table 3 (right): the ablation variants of synth
+#   dayton-*, cvusa                 the cross-view release (X/train_*.sh): panel size, direction, batch, epochs
 PRESETS: dict[str, Any] = {
     "synth": _synth,
     "custom": _custom,
